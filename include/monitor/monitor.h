@@ -1,0 +1,100 @@
+/*
+ * The monitor: QMP (JSON, QEMU's wire protocol) and HMP (human commands).
+ *
+ * Subsystems register their commands once at start-up; QMP and HMP are
+ * thin shells that parse input, check arguments against the declared
+ * specs and call the same C functions.  Every command registered here is
+ * declared and documented in qapi/*.json (a test checks that the two agree).
+ *
+ * Threads: commands run in the main loop thread.  qapi_event_send() may be
+ * called from any thread.
+ */
+#ifndef MONITOR_MONITOR_H
+#define MONITOR_MONITOR_H
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include <json-glib/json-glib.h>
+
+typedef struct Monitor Monitor;
+typedef struct MachineState MachineState;
+
+/* ---- QMP commands ---- */
+
+typedef enum QmpArgType {
+    QMP_ARG_STR,
+    QMP_ARG_INT,
+    QMP_ARG_BOOL,
+    QMP_ARG_NUMBER,     /* int or float */
+    QMP_ARG_ARRAY,
+    QMP_ARG_OBJECT,
+    QMP_ARG_ANY,
+} QmpArgType;
+
+typedef struct QmpArgSpec {
+    const char *name;
+    QmpArgType type;
+    bool optional;
+} QmpArgSpec;
+
+#define QMP_ARGS_END { .name = NULL }
+
+/*
+ * A command: @args holds only declared members, each of its declared type
+ * (the dispatcher has checked).  Returns the "return" value (NULL means
+ * {}); on failure sets @errp and returns NULL.
+ */
+typedef JsonNode *(*QmpCommandFunc)(JsonObject *args, void *opaque,
+                                    Error **errp);
+
+typedef enum QmpCommandFlags {
+    QMP_CMD_NONE = 0,
+    QMP_CMD_ALLOW_PRECONFIG = 1 << 0,   /* allowed before qmp_capabilities */
+} QmpCommandFlags;
+
+/* @args: array ending with QMP_ARGS_END, or NULL for no arguments. */
+void qmp_register_command(const char *name, const QmpArgSpec *args,
+                          QmpCommandFunc fn, void *opaque,
+                          QmpCommandFlags flags);
+
+/* ---- events ---- */
+
+/*
+ * Send @event to every QMP client past capabilities negotiation, with
+ * QEMU's {"timestamp": {"seconds", "microseconds"}} taken now.  @data may be
+ * NULL; it is consumed.  Thread safe.
+ */
+void qapi_event_send(const char *event, JsonObject *data);
+
+/* ---- HMP commands ---- */
+
+/*
+ * @argv[0] is the command name; the remaining words are split on white
+ * space (for "info X", argv[0] is "info" and argv[1] is "X").
+ */
+typedef void (*HmpCommandFunc)(Monitor *mon, int argc, char **argv,
+                               void *opaque);
+
+/* @params is the usage shown by "help", e.g. "[-d] uri". */
+void hmp_register_command(const char *name, const char *params,
+                          const char *help, HmpCommandFunc fn, void *opaque);
+/* "info @name" */
+void hmp_register_info(const char *name, const char *help,
+                       HmpCommandFunc fn, void *opaque);
+
+void monitor_printf(Monitor *mon, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+/* Prints "Error: <msg>" the way HMP reports failures, and frees @err. */
+void hmp_handle_error(Monitor *mon, Error *err);
+
+/* ---- setup, from main() ---- */
+
+/*
+ * @spec is the option value: "stdio", or "unix:PATH,server=on,wait=off".
+ * Registers the monitor's own commands on first use.
+ */
+bool monitor_init_qmp(const char *spec, MachineState *ms, Error **errp);
+bool monitor_init_hmp(const char *spec, MachineState *ms, Error **errp);
+/* Close every client and listening socket (at exit). */
+void monitor_cleanup(void);
+
+#endif
