@@ -1,0 +1,89 @@
+/*
+ * A migration channel: where a stream's bytes go to or come from.  Each
+ * transport (exec:, file:, unix:, tcp:, fd:, and an in-memory buffer for
+ * tests) implements these ops; the stream code (QEMUFile) never knows which.
+ *
+ * All I/O is blocking and done by one thread at a time, except
+ * mig_channel_cancel(), which any thread may call to make pending and
+ * later I/O fail at once.
+ */
+#ifndef MIGRATION_CHANNEL_H
+#define MIGRATION_CHANNEL_H
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include <sys/uio.h>
+
+typedef struct MigChannel MigChannel;
+
+typedef struct MigChannelOps {
+    /* Write all of @iov, or fail.  Returns false with @errp set. */
+    bool (*writev_all)(MigChannel *ch, const struct iovec *iov, int iovcnt,
+                       Error **errp);
+    /* Read up to @len bytes; 0 at end of stream; -1 with @errp set. */
+    ssize_t (*read)(MigChannel *ch, void *buf, size_t len, Error **errp);
+    /*
+     * Finish a successful stream: flush, fsync and rename a file, wait
+     * for an exec: command and check its exit status.  Frees @ch.
+     */
+    bool (*close)(MigChannel *ch, Error **errp);
+    /*
+     * Give up on a stream: a file: target is removed (a snapshot to
+     * file: is complete or absent), an exec: command is killed and
+     * reaped.  Frees @ch.
+     */
+    void (*abort)(MigChannel *ch);
+    /* Thread safe; see above.  May be NULL if I/O cannot block. */
+    void (*cancel)(MigChannel *ch);
+} MigChannelOps;
+
+struct MigChannel {
+    const MigChannelOps *ops;
+    char *description;      /* the URI, for messages */
+};
+
+static inline bool mig_channel_writev_all(MigChannel *ch,
+                                          const struct iovec *iov,
+                                          int iovcnt, Error **errp)
+{
+    return ch->ops->writev_all(ch, iov, iovcnt, errp);
+}
+
+static inline ssize_t mig_channel_read(MigChannel *ch, void *buf, size_t len,
+                                       Error **errp)
+{
+    return ch->ops->read(ch, buf, len, errp);
+}
+
+static inline bool mig_channel_close(MigChannel *ch, Error **errp)
+{
+    return ch->ops->close(ch, errp);
+}
+
+static inline void mig_channel_abort(MigChannel *ch)
+{
+    ch->ops->abort(ch);
+}
+
+static inline void mig_channel_cancel(MigChannel *ch)
+{
+    if (ch->ops->cancel) {
+        ch->ops->cancel(ch);
+    }
+}
+
+/*
+ * In-memory channel (tests, and device state buffered during a background
+ * snapshot): writes append to @buf, reads consume it from the start.  The
+ * channel does not own @buf.
+ */
+MigChannel *mig_channel_new_buffer(GByteArray *buf);
+
+/* Transports, from URIs (migration/channel-*.c). */
+typedef struct MigFdStore MigFdStore;   /* getfd/closefd names */
+MigChannel *mig_channel_open_outgoing(const char *uri, MigFdStore *fds,
+                                      Error **errp);
+MigChannel *mig_channel_open_incoming(const char *uri, MigFdStore *fds,
+                                      Error **errp);
+
+#endif
