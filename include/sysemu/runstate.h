@@ -49,4 +49,15 @@ void vm_start(MachineState *ms);
  */
 void qemu_system_shutdown_request(MachineState *ms, int status);
 
+/* Why the machine shuts down: the SHUTDOWN event's "guest" and "reason". */
+typedef enum ShutdownCause {
+    SHUTDOWN_CAUSE_HOST_QMP_QUIT,   /* quit (QMP or HMP); the default */
+    SHUTDOWN_CAUSE_HOST_SIGNAL,     /* SIGINT, SIGTERM, SIGHUP */
+    SHUTDOWN_CAUSE_GUEST_SHUTDOWN,  /* the guest wrote to debug-exit */
+} ShutdownCause;
+
+/* qemu_system_shutdown_request() with the cause spelled out. */
+void qemu_system_shutdown_request_cause(MachineState *ms, int status,
+                                        ShutdownCause cause);
+
 #endif
