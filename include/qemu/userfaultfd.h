@@ -1,0 +1,52 @@
+/*
+ * Thin helpers over the userfaultfd(2) ioctls, with errors a user can act
+ * on.  The write-protect mode is what background snapshots stand on.
+ */
+#ifndef QEMU_USERFAULTFD_H
+#define QEMU_USERFAULTFD_H
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include <linux/userfaultfd.h>
+
+/* Newer than the 6.1 UAPI headers Debian 12 ships; values are the kernel's. */
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
+#endif
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+
+/*
+ * The features this kernel offers (UFFDIO_API with no feature requested),
+ * or 0 if userfaultfd cannot be opened at all.  The environment variable
+ * SNAPVM_TEST_UFFD_HIDE_FEATURES (a number) masks features out: tests use
+ * it to prove that a missing feature is refused cleanly.
+ */
+uint64_t uffd_query_features(Error **errp);
+
+/*
+ * Open a userfaultfd (O_CLOEXEC | O_NONBLOCK) and enable @features; fails
+ * if the kernel lacks any of them.  Returns the fd or -1.
+ */
+int uffd_open(uint64_t features, Error **errp);
+
+/* @mode: UFFDIO_REGISTER_MODE_WP and/or _MISSING. */
+bool uffd_register(int uffd, void *addr, uint64_t len, uint64_t mode,
+                   Error **errp);
+bool uffd_unregister(int uffd, void *addr, uint64_t len, Error **errp);
+
+/*
+ * Set (@wp) or remove write protection on [addr, addr + len).  Removing it
+ * wakes the threads that fault in the range unless @dontwake.
+ */
+bool uffd_writeprotect(int uffd, void *addr, uint64_t len, bool wp,
+                       bool dontwake, Error **errp);
+
+/*
+ * Read up to @max pending events into @msgs.  Returns how many (0 if none
+ * is pending), or -1 with @errp set.
+ */
+int uffd_read_events(int uffd, struct uffd_msg *msgs, int max, Error **errp);
+
+#endif

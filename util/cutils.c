@@ -1,0 +1,33 @@
+/*
+ * Small utilities (include/qemu/cutils.h).
+ */
+#include "qemu/osdep.h"
+#include "qemu/cutils.h"
+
+bool buffer_is_zero(const void *buf, size_t len)
+{
+    const uint64_t *p = buf;
+    size_t n = len / sizeof(uint64_t);
+
+    g_assert(((uintptr_t)buf | len) % sizeof(uint64_t) == 0);
+    /* Most non-zero pages differ within the first words: look there first. */
+    if (n >= 4 && (p[0] | p[1] | p[2] | p[3])) {
+        return false;
+    }
+    /* The inner loop has no branch, so the compiler vectorises it. */
+    for (size_t i = 0; i + 32 <= n; i += 32) {
+        uint64_t acc = 0;
+        for (size_t j = 0; j < 32; j++) {
+            acc |= p[i + j];
+        }
+        if (acc) {
+            return false;
+        }
+    }
+    for (size_t i = n - n % 32; i < n; i++) {
+        if (p[i]) {
+            return false;
+        }
+    }
+    return true;
+}

@@ -1,0 +1,153 @@
+/*
+ * userfaultfd helpers (include/qemu/userfaultfd.h).
+ */
+#include "qemu/osdep.h"
+#include "qemu/userfaultfd.h"
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+
+static uint64_t uffd_hidden_features(void)
+{
+    const char *mask = g_getenv("SNAPVM_TEST_UFFD_HIDE_FEATURES");
+
+    return mask ? g_ascii_strtoull(mask, NULL, 0) : 0;
+}
+
+/*
+ * The syscall is refused to unprivileged users when
+ * vm.unprivileged_userfaultfd is 0; /dev/userfaultfd is the way its
+ * permissions can grant access anyway, so try both.
+ */
+static int uffd_create(Error **errp)
+{
+    int fd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    if (fd >= 0) {
+        return fd;
+    }
+    int sys_errno = errno;
+
+    int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+    if (dev >= 0) {
+        fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+        int dev_errno = errno;
+        close(dev);
+        if (fd >= 0) {
+            return fd;
+        }
+        sys_errno = dev_errno;
+    }
+    error_setg_errno(errp, sys_errno,
+                     "userfaultfd is not available (kernel without "
+                     "CONFIG_USERFAULTFD, or vm.unprivileged_userfaultfd=0 "
+                     "and no access to /dev/userfaultfd)");
+    return -1;
+}
+
+uint64_t uffd_query_features(Error **errp)
+{
+    int fd = uffd_create(errp);
+    if (fd < 0) {
+        return 0;
+    }
+    struct uffdio_api api = { .api = UFFD_API, .features = 0 };
+    if (ioctl(fd, UFFDIO_API, &api) < 0) {
+        error_setg_errno(errp, errno, "UFFDIO_API failed");
+        close(fd);
+        return 0;
+    }
+    close(fd);
+    return api.features & ~uffd_hidden_features();
+}
+
+int uffd_open(uint64_t features, Error **errp)
+{
+    uint64_t missing = features & uffd_hidden_features();
+    if (missing) {
+        error_setg(errp, "userfaultfd lacks features 0x%" PRIx64
+                   " (hidden for testing)", missing);
+        return -1;
+    }
+    int fd = uffd_create(errp);
+    if (fd < 0) {
+        return -1;
+    }
+    struct uffdio_api api = { .api = UFFD_API, .features = features };
+    if (ioctl(fd, UFFDIO_API, &api) < 0) {
+        error_setg_errno(errp, errno,
+                         "userfaultfd does not offer features 0x%" PRIx64,
+                         features);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+bool uffd_register(int uffd, void *addr, uint64_t len, uint64_t mode,
+                   Error **errp)
+{
+    struct uffdio_register reg = {
+        .range = { .start = (uintptr_t)addr, .len = len },
+        .mode = mode,
+    };
+    if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0) {
+        error_setg_errno(errp, errno, "UFFDIO_REGISTER of %" PRIu64
+                         " bytes at %p failed", len, addr);
+        return false;
+    }
+    if ((mode & UFFDIO_REGISTER_MODE_WP) &&
+        !(reg.ioctls & (UINT64_C(1) << _UFFDIO_WRITEPROTECT))) {
+        uffd_unregister(uffd, addr, len, NULL);
+        error_setg(errp, "the kernel cannot write-protect this memory "
+                   "with userfaultfd");
+        return false;
+    }
+    return true;
+}
+
+bool uffd_unregister(int uffd, void *addr, uint64_t len, Error **errp)
+{
+    struct uffdio_range range = { .start = (uintptr_t)addr, .len = len };
+    if (ioctl(uffd, UFFDIO_UNREGISTER, &range) < 0) {
+        error_setg_errno(errp, errno, "UFFDIO_UNREGISTER failed");
+        return false;
+    }
+    return true;
+}
+
+bool uffd_writeprotect(int uffd, void *addr, uint64_t len, bool wp,
+                       bool dontwake, Error **errp)
+{
+    struct uffdio_writeprotect arg = {
+        .range = { .start = (uintptr_t)addr, .len = len },
+        .mode = (wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0) |
+                (dontwake ? UFFDIO_WRITEPROTECT_MODE_DONTWAKE : 0),
+    };
+    /* EAGAIN: the mm changed under us (a concurrent fault); just retry. */
+    int ret;
+    do {
+        ret = ioctl(uffd, UFFDIO_WRITEPROTECT, &arg);
+    } while (ret < 0 && (errno == EAGAIN || errno == EINTR));
+    if (ret < 0) {
+        error_setg_errno(errp, errno, "UFFDIO_WRITEPROTECT (%s) failed",
+                         wp ? "protect" : "unprotect");
+        return false;
+    }
+    return true;
+}
+
+int uffd_read_events(int uffd, struct uffd_msg *msgs, int max, Error **errp)
+{
+    ssize_t n;
+    do {
+        n = read(uffd, msgs, sizeof(*msgs) * max);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (errno == EAGAIN) {
+            return 0;
+        }
+        error_setg_errno(errp, errno, "reading userfaultfd events failed");
+        return -1;
+    }
+    g_assert(n % sizeof(*msgs) == 0);
+    return n / sizeof(*msgs);
+}
