@@ -4,7 +4,7 @@
  * Subsystems register their commands once at start-up; QMP and HMP are
  * thin shells that parse input, check arguments against the declared
  * specs and call the same C functions.  Every command registered here is
- * declared and documented in qapi/*.json (a test checks that the two agree).
+ * declared and documented in the qapi/ schema (a test checks that they agree).
  *
  * Threads: commands run in the main loop thread.  qapi_event_send() may be
  * called from any thread.
@@ -83,6 +83,11 @@ void hmp_register_info(const char *name, const char *help,
                        HmpCommandFunc fn, void *opaque);
 
 void monitor_printf(Monitor *mon, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+/*
+ * The vCPU that commands such as "info registers" look at: 0, or the
+ * "cpu-index" given to human-monitor-command.
+ */
+int monitor_get_cpu_index(Monitor *mon);
 /* Prints "Error: <msg>" the way HMP reports failures, and frees @err. */
 void hmp_handle_error(Monitor *mon, Error *err);
 
