@@ -157,6 +157,7 @@ static void send_bytes(QTestState *qts, const char *buf, size_t len,
         }
         if (n < 0) {
             if (tolerate_closed && (errno == EPIPE || errno == ECONNRESET)) {
+                qts->closed = true;
                 return;
             }
             g_error("QMP send: %s", g_strerror(errno));

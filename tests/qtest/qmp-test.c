@@ -1,0 +1,414 @@
+/*
+ * QMP wire protocol: greeting, negotiation, QEMU's errors for every kind
+ * of bad input, framing, limits, several clients and events.  After each
+ * bad input the VM must still answer.
+ */
+#include "libqtest.h"
+
+#include <string.h>
+#include <sys/stat.h>
+
+static QTestState *start_vm(void)
+{
+    g_autofree char *idle = qtest_guest_path("idle");
+
+    /* -S: the tests drive the run state themselves. */
+    if (qtest_guest_exists("idle")) {
+        return qtest_initf("-m 32M -S -kernel %s", idle);
+    }
+    return qtest_init("-m 32M -S");
+}
+
+static void assert_still_answers(QTestState *qts)
+{
+    g_autofree char *status = qtest_query_status(qts);
+
+    g_assert_nonnull(status);
+    g_assert_cmpstr(status, !=, "");
+}
+
+static void test_greeting_shape(void)
+{
+    QTestState *qts = start_vm();
+    JsonObject *greeting = qtest_greeting(qts);
+    JsonObject *qmp = json_object_get_object_member(greeting, "QMP");
+    JsonObject *version, *qemu;
+    JsonNode *caps;
+
+    g_assert_nonnull(qmp);
+    version = json_object_get_object_member(qmp, "version");
+    g_assert_nonnull(version);
+    qemu = json_object_get_object_member(version, "qemu");
+    g_assert_nonnull(qemu);
+    for (const char *const *m = (const char *const[]){ "major", "minor",
+                                                        "micro", NULL };
+         *m; m++) {
+        JsonNode *n = json_object_get_member(qemu, *m);
+        g_assert_nonnull(n);
+        g_assert_true(json_node_get_value_type(n) == G_TYPE_INT64);
+    }
+    g_assert_true(g_str_has_prefix(
+        json_object_get_string_member(version, "package"), "snapvm"));
+    caps = json_object_get_member(qmp, "capabilities");
+    g_assert_nonnull(caps);
+    g_assert_true(JSON_NODE_HOLDS_ARRAY(caps));
+    qtest_quit(qts);
+}
+
+static void test_negotiation_required(void)
+{
+    QTestState *qts = start_vm();
+    QTestState *late = qtest_client_new(qts, false);
+    g_autoptr(JsonObject) r1 = NULL, r2 = NULL, r3 = NULL, r4 = NULL;
+    g_autoptr(JsonNode) ok = NULL;
+
+    r1 = qtest_qmp(late, "{\"execute\": \"query-status\"}");
+    g_assert_cmpstr(qtest_reply_error_desc(r1, "CommandNotFound"), ==,
+                    "Expecting capabilities negotiation with "
+                    "'qmp_capabilities'");
+    r2 = qtest_qmp(late, "{\"execute\": \"no-such-command\"}");
+    g_assert_cmpstr(qtest_reply_error_desc(r2, "CommandNotFound"), ==,
+                    "Expecting capabilities negotiation with "
+                    "'qmp_capabilities'");
+    ok = qtest_qmp_assert_success(late, "{\"execute\": \"qmp_capabilities\"}");
+    g_assert_true(JSON_NODE_HOLDS_OBJECT(ok));
+    g_assert_cmpuint(json_object_get_size(json_node_get_object(ok)), ==, 0);
+    r3 = qtest_qmp(late, "{\"execute\": \"qmp_capabilities\"}");
+    g_assert_cmpstr(qtest_reply_error_desc(r3, "CommandNotFound"), ==,
+                    "Capabilities negotiation is already complete, command "
+                    "ignored");
+    assert_still_answers(late);
+    r4 = qtest_qmp(qts, "{\"execute\": \"qmp_capabilities\","
+                   " \"arguments\": {\"enable\": [\"oob\"]}}");
+    qtest_reply_error_desc(r4, "CommandNotFound");
+    qtest_quit(late);
+    qtest_quit(qts);
+}
+
+static void test_id_is_echoed(void)
+{
+    QTestState *qts = start_vm();
+    static const char *const ids[] = {
+        "1", "\"abc\"", "{\"a\": [1, 2]}", "null", "-5.5",
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(ids); i++) {
+        g_autoptr(JsonObject) ok = NULL, err = NULL;
+        g_autoptr(JsonParser) p = json_parser_new();
+        g_autofree char *want = NULL, *got_ok = NULL, *got_err = NULL;
+
+        g_assert_true(json_parser_load_from_data(p, ids[i], -1, NULL));
+        want = json_to_string(json_parser_get_root(p), FALSE);
+        ok = qtest_qmp(qts, "{\"execute\": \"query-status\", \"id\": %s}",
+                       ids[i]);
+        g_assert_true(json_object_has_member(ok, "return"));
+        got_ok = json_to_string(json_object_get_member(ok, "id"), FALSE);
+        g_assert_cmpstr(got_ok, ==, want);
+        err = qtest_qmp(qts, "{\"id\": %s, \"execute\": \"nope\"}", ids[i]);
+        qtest_reply_error_desc(err, "CommandNotFound");
+        got_err = json_to_string(json_object_get_member(err, "id"), FALSE);
+        g_assert_cmpstr(got_err, ==, want);
+    }
+    qtest_quit(qts);
+}
+
+typedef struct BadInput {
+    const char *input;
+    const char *cls;
+    const char *desc;       /* exact, or a prefix when ending in "..." */
+} BadInput;
+
+static const BadInput bad_inputs[] = {
+    { "{\"execute\": }", "GenericError", "JSON parse error, ..." },
+    { "{\"execute\" \"stop\"}", "GenericError", "JSON parse error, ..." },
+    { "[1, 2]", "GenericError", "QMP input must be a JSON object" },
+    { "3", "GenericError", "QMP input must be a JSON object" },
+    { "\"stop\"", "GenericError", "QMP input must be a JSON object" },
+    { "{\"arguments\": {}}", "GenericError",
+      "QMP input lacks member 'execute'" },
+    { "{\"execute\": 1}", "GenericError",
+      "QMP input member 'execute' must be a string" },
+    { "{\"execute\": \"stop\", \"arguments\": []}", "GenericError",
+      "QMP input member 'arguments' must be an object" },
+    { "{\"execute\": \"stop\", \"foo\": 1}", "GenericError",
+      "QMP input member 'foo' is unexpected" },
+    { "{\"execute\": \"foo\"}", "CommandNotFound",
+      "The command foo has not been found" },
+    { "{\"execute\": \"pmemsave\", \"arguments\": {\"val\": 0, \"size\": 1}}",
+      "GenericError", "Parameter 'filename' is missing" },
+    { "{\"execute\": \"pmemsave\", \"arguments\":"
+      " {\"val\": \"0\", \"size\": 1, \"filename\": \"/dev/null\"}}",
+      "GenericError", "Invalid parameter type for 'val', expected: integer" },
+    { "{\"execute\": \"pmemsave\", \"arguments\":"
+      " {\"val\": 0, \"size\": 1.5, \"filename\": \"/dev/null\"}}",
+      "GenericError", "Invalid parameter type for 'size', expected: integer" },
+    { "{\"execute\": \"pmemsave\", \"arguments\":"
+      " {\"val\": 0, \"size\": 1, \"filename\": [\"x\"]}}",
+      "GenericError",
+      "Invalid parameter type for 'filename', expected: string" },
+    { "{\"execute\": \"pmemsave\", \"arguments\":"
+      " {\"val\": 0, \"size\": 1, \"filename\": \"/dev/null\", \"bogus\": 1}}",
+      "GenericError", "Parameter 'bogus' is unexpected" },
+    { "{\"execute\": \"stop\", \"arguments\": {\"x\": 1}}", "GenericError",
+      "Parameter 'x' is unexpected" },
+    { "{\"execute\": \"human-monitor-command\", \"arguments\":"
+      " {\"command-line\": true}}", "GenericError",
+      "Invalid parameter type for 'command-line', expected: string" },
+    { "{\"execute\": \"human-monitor-command\", \"arguments\":"
+      " {\"command-line\": \"help\", \"cpu-index\": \"0\"}}", "GenericError",
+      "Invalid parameter type for 'cpu-index', expected: integer" },
+    { "{\"execute\": \"qmp_capabilities\", \"arguments\":"
+      " {\"enable\": {}}}", "GenericError",
+      "Invalid parameter type for 'enable', expected: array" },
+};
+
+static void assert_desc(const char *got, const char *want)
+{
+    if (g_str_has_suffix(want, "...")) {
+        g_autofree char *prefix = g_strndup(want, strlen(want) - 3);
+        g_assert_true(g_str_has_prefix(got, prefix));
+    } else {
+        g_assert_cmpstr(got, ==, want);
+    }
+}
+
+static void test_bad_input_gets_qemu_errors(void)
+{
+    QTestState *qts = start_vm();
+
+    for (size_t i = 0; i < G_N_ELEMENTS(bad_inputs); i++) {
+        const BadInput *b = &bad_inputs[i];
+        g_autoptr(JsonObject) reply = NULL;
+
+        if (g_test_verbose()) {
+            g_printerr("# sending %s\n", b->input);
+        }
+        qtest_qmp_send_raw(qts, b->input, strlen(b->input));
+        qtest_qmp_send_raw(qts, "\n", 1);
+        reply = qtest_qmp_receive(qts);
+        assert_desc(qtest_reply_error_desc(reply, b->cls), b->desc);
+        /* No id was given, so none may come back. */
+        g_assert_false(json_object_has_member(reply, "id"));
+        assert_still_answers(qts);
+    }
+    qtest_quit(qts);
+}
+
+static void test_framing_is_not_by_lines(void)
+{
+    QTestState *qts = start_vm();
+    const char *msg = "{\"execute\": \"query-status\", \"id\": \"split\"}";
+    const char *two = "{\"execute\":\"query-status\",\"id\":1}"
+                      "{\"execute\":\"query-status\",\"id\":2}";
+    g_autoptr(JsonObject) r = NULL, a = NULL, b = NULL;
+
+    /* One message in many writes, no newline at all. */
+    for (const char *p = msg; *p; p++) {
+        qtest_qmp_send_raw(qts, p, 1);
+        if ((p - msg) % 8 == 0) {
+            g_usleep(1000);
+        }
+    }
+    r = qtest_qmp_receive(qts);
+    g_assert_cmpstr(json_object_get_string_member(r, "id"), ==, "split");
+
+    /* Two messages in one write: two replies, in order. */
+    qtest_qmp_send_raw(qts, two, strlen(two));
+    a = qtest_qmp_receive(qts);
+    b = qtest_qmp_receive(qts);
+    g_assert_cmpint(json_object_get_int_member(a, "id"), ==, 1);
+    g_assert_cmpint(json_object_get_int_member(b, "id"), ==, 2);
+    qtest_quit(qts);
+}
+
+static void test_over_long_message_resyncs(void)
+{
+    QTestState *qts = start_vm();
+    g_autoptr(GString) big = g_string_new("{\"execute\": \"query-status\","
+                                          " \"arguments\": {\"x\": \"");
+    g_autoptr(JsonObject) reply = NULL, after = NULL;
+
+    while (big->len < 2 * 1024 * 1024) {
+        g_string_append(big, "0123456789abcdef{}[]");
+    }
+    g_string_append(big, "\"}}");
+    qtest_qmp_send_raw(qts, big->str, big->len);
+    reply = qtest_qmp_receive(qts);
+    assert_desc(qtest_reply_error_desc(reply, "GenericError"),
+                "JSON parse error, message too long...");
+    /* Exactly one error: the rest of the big message was skipped. */
+    after = qtest_qmp(qts, "{\"execute\": \"query-status\", \"id\": 7}");
+    g_assert_true(json_object_has_member(after, "return"));
+    g_assert_cmpint(json_object_get_int_member(after, "id"), ==, 7);
+    qtest_quit(qts);
+}
+
+static void test_too_deep_message_resyncs(void)
+{
+    QTestState *qts = start_vm();
+    g_autoptr(GString) deep = g_string_new("{\"execute\": \"query-status\","
+                                           " \"arguments\": {\"x\": ");
+    g_autoptr(JsonObject) reply = NULL, after = NULL;
+
+    for (int i = 0; i < 200; i++) {
+        g_string_append_c(deep, '[');
+    }
+    for (int i = 0; i < 200; i++) {
+        g_string_append_c(deep, ']');
+    }
+    g_string_append(deep, "}}");
+    qtest_qmp_send_raw(qts, deep->str, deep->len);
+    reply = qtest_qmp_receive(qts);
+    assert_desc(qtest_reply_error_desc(reply, "GenericError"),
+                "JSON parse error, too deeply nested...");
+    after = qtest_qmp(qts, "{\"execute\": \"query-status\", \"id\": 8}");
+    g_assert_cmpint(json_object_get_int_member(after, "id"), ==, 8);
+    qtest_quit(qts);
+}
+
+static void test_client_closing_mid_message(void)
+{
+    QTestState *qts = start_vm();
+    static const char partial[] = "{\"execute\": \"query-st";
+
+    for (int i = 0; i < 5; i++) {
+        QTestState *c = qtest_client_new(qts, i % 2);
+        qtest_qmp_send_raw(c, partial, strlen(partial));
+        qtest_quit(c);
+    }
+    /* And one that goes away before reading its greeting. */
+    {
+        QTestState *c = qtest_client_new(qts, false);
+        qtest_quit(c);
+    }
+    assert_still_answers(qts);
+    qtest_quit(qts);
+}
+
+static void test_events_reach_every_client(void)
+{
+    QTestState *qts = start_vm();
+    QTestState *second = qtest_client_new(qts, true);
+    QTestState *unnegotiated = qtest_client_new(qts, false);
+    g_autoptr(JsonNode) r1 = NULL, r2 = NULL;
+
+    /* Commands on either client; events on both. */
+    r1 = qtest_qmp_assert_success(second, "{\"execute\": \"cont\"}");
+    r2 = qtest_qmp_assert_success(qts, "{\"execute\": \"stop\"}");
+    for (QTestState *c = qts; c; c = c == qts ? second : NULL) {
+        g_autoptr(JsonObject) resume = qtest_qmp_eventwait(c, "RESUME",
+                                                           10000);
+        g_autoptr(JsonObject) stop = qtest_qmp_eventwait(c, "STOP", 10000);
+        JsonObject *ts;
+
+        g_assert_nonnull(resume);
+        g_assert_nonnull(stop);
+        ts = json_object_get_object_member(stop, "timestamp");
+        g_assert_nonnull(ts);
+        g_assert_cmpint(json_object_get_int_member(ts, "seconds"), >,
+                        1600000000);
+        g_assert_cmpint(json_object_get_int_member(ts, "microseconds"), <,
+                        1000000);
+    }
+    /* Before negotiation a client gets no events. */
+    g_assert_null(qtest_qmp_receive_timeout(unnegotiated, 300));
+    g_assert_null(qtest_qmp_eventwait(unnegotiated, "STOP", 100));
+    qtest_quit(unnegotiated);
+    qtest_quit(second);
+    qtest_quit(qts);
+}
+
+static void test_socket_is_private(void)
+{
+    QTestState *qts = start_vm();
+    struct stat st;
+
+    g_assert_cmpint(stat(qtest_qmp_socket_path(qts), &st), ==, 0);
+    g_assert_true(S_ISSOCK(st.st_mode));
+    g_assert_cmpint(st.st_mode & 0777, ==, 0600);
+    qtest_quit(qts);
+}
+
+static void test_query_commands_lists_monitor_commands(void)
+{
+    QTestState *qts = start_vm();
+    g_autoptr(JsonNode) ret =
+        qtest_qmp_assert_success(qts, "{\"execute\": \"query-commands\"}");
+    JsonArray *list = json_node_get_array(ret);
+    g_autoptr(GHashTable) names = g_hash_table_new(g_str_hash, g_str_equal);
+
+    for (guint i = 0; i < json_array_get_length(list); i++) {
+        JsonObject *info = json_array_get_object_element(list, i);
+        g_hash_table_add(names,
+                         (char *)json_object_get_string_member(info, "name"));
+    }
+    g_assert_true(g_hash_table_contains(names, "qmp_capabilities"));
+    g_assert_true(g_hash_table_contains(names, "query-commands"));
+    g_assert_true(g_hash_table_contains(names, "human-monitor-command"));
+    g_assert_true(g_hash_table_contains(names, "query-status"));
+    qtest_quit(qts);
+}
+
+/*
+ * A client that sends but never reads must be dropped once its unsent
+ * replies pass the monitor's bound, and must not slow the others down.
+ */
+static void test_stuck_client_is_dropped(void)
+{
+    QTestState *qts = start_vm();
+    QTestState *stuck = qtest_client_new(qts, true);
+    static const char cmd[] = "{\"execute\": \"human-monitor-command\","
+                              " \"arguments\": {\"command-line\": \"help\"}}";
+    g_autoptr(GString) batch = g_string_new(NULL);
+    gint64 deadline;
+
+    for (int i = 0; i < 1000; i++) {
+        g_string_append(batch, cmd);
+    }
+    /*
+     * Every batch adds a few hundred KiB of replies at least; keep sending
+     * until the server hangs up, which it must do well before the end.
+     */
+    for (int i = 0; i < 500 && !qtest_connection_closed(stuck); i++) {
+        qtest_qmp_send_raw(stuck, batch->str, batch->len);
+        if (i % 16 == 0) {
+            assert_still_answers(qts);
+        }
+    }
+    /* Draining what the kernel held shows the server closed it. */
+    deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+    while (!qtest_connection_closed(stuck) &&
+           g_get_monotonic_time() < deadline) {
+        g_autoptr(JsonObject) r = qtest_qmp_receive_timeout(stuck, 1000);
+    }
+    g_assert_true(qtest_connection_closed(stuck));
+    qtest_quit(stuck);
+    assert_still_answers(qts);
+    qtest_quit(qts);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/qmp/greeting/shape", test_greeting_shape);
+    g_test_add_func("/qmp/negotiation/required-first",
+                    test_negotiation_required);
+    g_test_add_func("/qmp/id/echoed-in-return-and-error", test_id_is_echoed);
+    g_test_add_func("/qmp/bad-input/qemu-errors-then-still-answers",
+                    test_bad_input_gets_qemu_errors);
+    g_test_add_func("/qmp/framing/not-by-lines", test_framing_is_not_by_lines);
+    g_test_add_func("/qmp/limits/over-long-message-resyncs",
+                    test_over_long_message_resyncs);
+    g_test_add_func("/qmp/limits/too-deep-message-resyncs",
+                    test_too_deep_message_resyncs);
+    g_test_add_func("/qmp/clients/close-mid-message",
+                    test_client_closing_mid_message);
+    g_test_add_func("/qmp/clients/events-reach-every-client",
+                    test_events_reach_every_client);
+    g_test_add_func("/qmp/clients/stuck-client-is-dropped",
+                    test_stuck_client_is_dropped);
+    g_test_add_func("/qmp/socket/mode-0600", test_socket_is_private);
+    g_test_add_func("/qmp/query-commands/lists-monitor-commands",
+                    test_query_commands_lists_monitor_commands);
+    return g_test_run();
+}
