@@ -45,8 +45,8 @@ typedef struct MachineConfig {
     const MemoryBackendConfig *numa_nodes;
     unsigned nr_numa_nodes;
     /*
-     * ELF to load and enter.  NULL: RAM stays zero and every vCPU starts
-     * at RIP 0 (fine for a machine that is only saved or loaded into).
+     * ELF to load and enter.  NULL: RAM stays zero and every vCPU waits
+     * halted until its registers are set (by an incoming stream, say).
      */
     const char *kernel;
     const char *serial;         /* "stdio", "file:PATH", "none"; NULL: none */
