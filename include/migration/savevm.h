@@ -22,6 +22,7 @@ typedef struct QEMUFile QEMUFile;
 typedef struct MachineState MachineState;
 typedef struct RAMBlock RAMBlock;
 typedef struct RAMSaveState RAMSaveState;
+typedef struct VMStateRegistry VMStateRegistry;
 
 /* Counters with query-migrate's names ("ram" member). */
 typedef struct RAMStats {
@@ -59,5 +60,81 @@ bool qemu_savevm_state_complete(QEMUFile *f, MachineState *ms,
                                 RAMSaveState *rs, Error **errp);
 
 bool qemu_loadvm_state(QEMUFile *f, MachineState *ms, Error **errp);
+
+/* ---- additions by the stream code ---- */
+
+/* Count one more pass of dirty tracking over RAM (dirty-sync-count). */
+void ram_save_note_dirty_sync(RAMSaveState *rs);
+
+/*
+ * The final steps of qemu_savevm_state_complete(), split for the
+ * background snapshot, which saves device state at the start and appends
+ * it at the end:
+ *   qemu_savevm_device_state_to_buffer()  with the vCPUs paused: one FULL
+ *                                         section per device into @buf
+ *   qemu_savevm_ram_complete()            RAM END with every page left
+ *   qemu_savevm_state_finish()            @device_state, EOF, JSON; flush
+ */
+bool qemu_savevm_device_state_to_buffer(MachineState *ms, GByteArray *buf,
+                                        Error **errp);
+bool qemu_savevm_ram_complete(QEMUFile *f, RAMSaveState *rs, Error **errp);
+bool qemu_savevm_state_finish(QEMUFile *f, MachineState *ms,
+                              const GByteArray *device_state, Error **errp);
+
+/* ---- reading a stream without a machine (snapvm-img) ---- */
+
+typedef struct StreamRAMBlockInfo {
+    char idstr[256];
+    uint64_t used_length;
+    uint64_t pages;             /* PAGE items for it (a page may repeat) */
+    uint64_t zero_pages;        /* ZERO items for it */
+} StreamRAMBlockInfo;
+
+typedef struct StreamDeviceInfo {
+    char idstr[256];
+    uint32_t instance_id;
+    uint32_t version_id;
+    uint32_t section_id;
+    uint64_t offset;            /* of the section header */
+    uint64_t size;              /* header to footer, inclusive */
+} StreamDeviceInfo;
+
+/* What a read of a stream found, as far as it got. */
+typedef struct StreamSummary {
+    char *machine_type;
+    uint64_t ram_total;         /* from the RAM START section */
+    GArray *ram_blocks;         /* of StreamRAMBlockInfo, in stream order */
+    GArray *devices;            /* of StreamDeviceInfo */
+    uint64_t pages, zero_pages;
+    unsigned ram_sections;      /* START + PARTs + END */
+    bool ram_complete;          /* RAM END seen */
+    bool eof_seen;
+    bool complete;              /* EOF, a valid trailer, nothing after */
+    char *description;          /* the JSON trailer */
+    uint64_t stream_bytes;      /* consumed */
+} StreamSummary;
+
+void stream_summary_init(StreamSummary *sum);
+void stream_summary_clear(StreamSummary *sum);
+
+typedef struct StreamInspector {
+    /*
+     * Device layouts to parse FULL sections with (see
+     * vmstate_layout_from_json()); NULL refuses device sections.
+     */
+    VMStateRegistry *devices;
+    /* Called for every page item; @data NULL for a zero page. */
+    bool (*ram_page)(void *opaque, const StreamRAMBlockInfo *block,
+                     unsigned block_index, uint64_t offset,
+                     const uint8_t *data, Error **errp);
+    void *opaque;
+} StreamInspector;
+
+/*
+ * Read a whole stream, checking it as qemu_loadvm_state() does, without a
+ * machine.  @sum (initialised by the caller) is filled even on failure.
+ */
+bool qemu_loadvm_inspect(QEMUFile *f, const StreamInspector *insp,
+                         StreamSummary *sum, Error **errp);
 
 #endif

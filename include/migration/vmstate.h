@@ -74,4 +74,43 @@ const VMStateEntry *vmstate_registry_find(const VMStateRegistry *reg,
                                           const char *idstr,
                                           uint32_t instance_id);
 
+/* ---- writing and reading device state (migration/vmstate.c) ---- */
+
+typedef struct QEMUFile QEMUFile;
+typedef struct _JsonBuilder JsonBuilder;
+
+/* Bytes that @vmsd's fields take in a stream. */
+size_t vmstate_wire_size(const VMStateDescription *vmsd);
+
+/* Call pre_save, then write every field big-endian. */
+void vmstate_save_state(QEMUFile *f, const VMStateDescription *vmsd,
+                        void *opaque);
+/*
+ * Read fields written by @version_id of @vmsd into @opaque, then call
+ * post_load.  Refuses a version outside [minimum_version_id, version_id],
+ * a stream that ends early and a post_load refusal, naming the field.
+ */
+bool vmstate_load_state(QEMUFile *f, const VMStateDescription *vmsd,
+                        void *opaque, uint32_t version_id, Error **errp);
+
+/*
+ * Add @e to the "devices" array of a stream's JSON description:
+ * {"name", "instance_id", "vmsd_name", "version", "fields": [{"name",
+ * "type", "size"}]}, the keys QEMU's scripts/analyze-migration.py reads.
+ */
+void vmstate_describe_entry(JsonBuilder *b, const VMStateEntry *e);
+
+/*
+ * Device layouts rebuilt from a stream's JSON description, so a stream
+ * can be parsed without the machine that wrote it (snapvm-img): every
+ * device becomes an entry whose fields are read into a scratch buffer.
+ */
+typedef struct VMStateLayout VMStateLayout;
+
+VMStateLayout *vmstate_layout_from_json(const char *json, size_t len,
+                                        Error **errp);
+VMStateRegistry *vmstate_layout_registry(VMStateLayout *layout);
+void vmstate_layout_free(VMStateLayout *layout);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VMStateLayout, vmstate_layout_free)
+
 #endif

@@ -1,0 +1,373 @@
+/*
+ * QEMUFile: buffered stream over a MigChannel (see migration/qemu-file.h).
+ */
+#include "qemu/osdep.h"
+#include "qemu/atomic.h"
+#include "migration/qemu-file.h"
+
+/*
+ * 64 KiB of small puts, and up to 1024 iovecs per writev (the kernel's
+ * IOV_MAX): with one 8-byte header and one 4 KiB page per page, that is
+ * 512 pages, 2 MiB, per syscall.
+ */
+#define QEMU_FILE_BUF_SIZE (64 * 1024)
+#define QEMU_FILE_MAX_IOV  1024
+
+struct QEMUFile {
+    MigChannel *ch;
+    bool writable;
+    uint64_t pos;               /* see qemu_file_transferred() */
+    Error *err;
+    int err_flag;               /* read by other threads */
+
+    uint8_t *buf;
+    /*
+     * Writing: bytes of buf in use.  Reading: next byte to hand out, of
+     * buf_len valid ones.
+     */
+    size_t buf_index;
+    size_t buf_len;
+    bool eof;
+
+    struct iovec iov[QEMU_FILE_MAX_IOV];
+    int iovcnt;
+
+    QEMUFileWriteHook write_hook;
+    void *write_hook_opaque;
+};
+
+static QEMUFile *qemu_file_new(MigChannel *ch, bool writable)
+{
+    QEMUFile *f = g_new0(QEMUFile, 1);
+    f->ch = ch;
+    f->writable = writable;
+    f->buf = g_malloc(QEMU_FILE_BUF_SIZE);
+    return f;
+}
+
+QEMUFile *qemu_file_new_output(MigChannel *ch)
+{
+    return qemu_file_new(ch, true);
+}
+
+QEMUFile *qemu_file_new_input(MigChannel *ch)
+{
+    return qemu_file_new(ch, false);
+}
+
+static void qemu_file_free(QEMUFile *f)
+{
+    error_free(f->err);
+    g_free(f->buf);
+    g_free(f);
+}
+
+bool qemu_fclose(QEMUFile *f, Error **errp)
+{
+    bool ok;
+
+    if (f->writable) {
+        qemu_fflush(f);
+    }
+    if (f->err) {
+        error_propagate(errp, error_copy(f->err));
+        mig_channel_abort(f->ch);
+        ok = false;
+    } else {
+        ok = mig_channel_close(f->ch, errp);
+    }
+    qemu_file_free(f);
+    return ok;
+}
+
+void qemu_file_abort(QEMUFile *f)
+{
+    mig_channel_abort(f->ch);
+    qemu_file_free(f);
+}
+
+void qemu_file_cancel(QEMUFile *f)
+{
+    mig_channel_cancel(f->ch);
+}
+
+MigChannel *qemu_file_get_channel(QEMUFile *f)
+{
+    return f->ch;
+}
+
+int qemu_file_get_error(QEMUFile *f)
+{
+    return f->err ? -EIO : 0;
+}
+
+int qemu_file_get_error_obj(QEMUFile *f, Error **errp)
+{
+    if (!f->err) {
+        return 0;
+    }
+    error_propagate(errp, error_copy(f->err));
+    return -EIO;
+}
+
+void qemu_file_set_error(QEMUFile *f, Error *err)
+{
+    if (f->err) {
+        error_free(err);
+        return;
+    }
+    f->err = err;
+    qatomic_store_release(&f->err_flag, 1);
+}
+
+uint64_t qemu_file_transferred(QEMUFile *f)
+{
+    return qatomic_read(&f->pos);
+}
+
+static void qemu_file_advance(QEMUFile *f, size_t n)
+{
+    /* Only this thread writes pos; others read it. */
+    qatomic_set(&f->pos, f->pos + n);
+}
+
+void qemu_file_set_write_hook(QEMUFile *f, QEMUFileWriteHook hook,
+                              void *opaque)
+{
+    f->write_hook = hook;
+    f->write_hook_opaque = opaque;
+}
+
+/* ---- writing ---- */
+
+bool qemu_fflush(QEMUFile *f)
+{
+    g_assert(f->writable);
+    if (f->err) {
+        return false;
+    }
+    if (f->iovcnt) {
+        Error *err = NULL;
+        uint64_t bytes = 0;
+
+        for (int i = 0; i < f->iovcnt; i++) {
+            bytes += f->iov[i].iov_len;
+        }
+        if (!mig_channel_writev_all(f->ch, f->iov, f->iovcnt, &err)) {
+            error_prepend(&err, "write failed at offset %" PRIu64 ": ",
+                          f->pos - bytes);
+            qemu_file_set_error(f, err);
+        } else if (f->write_hook) {
+            f->write_hook(f->write_hook_opaque, bytes);
+        }
+    }
+    f->iovcnt = 0;
+    f->buf_index = 0;
+    return !f->err;
+}
+
+static void qemu_file_queue_iov(QEMUFile *f, const void *base, size_t len)
+{
+    struct iovec *last = f->iovcnt ? &f->iov[f->iovcnt - 1] : NULL;
+
+    if (last && (const uint8_t *)last->iov_base + last->iov_len == base) {
+        last->iov_len += len;
+    } else {
+        f->iov[f->iovcnt].iov_base = (void *)base;
+        f->iov[f->iovcnt].iov_len = len;
+        f->iovcnt++;
+    }
+    qemu_file_advance(f, len);
+    if (f->iovcnt == QEMU_FILE_MAX_IOV) {
+        qemu_fflush(f);
+    }
+}
+
+void qemu_put_buffer(QEMUFile *f, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+
+    g_assert(f->writable);
+    while (len && !f->err) {
+        size_t room = QEMU_FILE_BUF_SIZE - f->buf_index;
+        size_t n = MIN(room, len);
+
+        if (!room) {
+            qemu_fflush(f);
+            continue;
+        }
+        memcpy(f->buf + f->buf_index, p, n);
+        /* Index first: queueing may flush, which resets buf_index. */
+        f->buf_index += n;
+        qemu_file_queue_iov(f, f->buf + f->buf_index - n, n);
+        p += n;
+        len -= n;
+    }
+}
+
+void qemu_put_buffer_async(QEMUFile *f, const void *buf, size_t len)
+{
+    g_assert(f->writable);
+    if (f->err || !len) {
+        return;
+    }
+    qemu_file_queue_iov(f, buf, len);
+}
+
+void qemu_put_byte(QEMUFile *f, uint8_t v)
+{
+    qemu_put_buffer(f, &v, 1);
+}
+
+void qemu_put_be16(QEMUFile *f, uint16_t v)
+{
+    uint16_t be = GUINT16_TO_BE(v);
+    qemu_put_buffer(f, &be, sizeof(be));
+}
+
+void qemu_put_be32(QEMUFile *f, uint32_t v)
+{
+    uint32_t be = GUINT32_TO_BE(v);
+    qemu_put_buffer(f, &be, sizeof(be));
+}
+
+void qemu_put_be64(QEMUFile *f, uint64_t v)
+{
+    uint64_t be = GUINT64_TO_BE(v);
+    qemu_put_buffer(f, &be, sizeof(be));
+}
+
+/* ---- reading ---- */
+
+/* Refill the buffer; false at end of stream or on error. */
+static bool qemu_file_fill(QEMUFile *f)
+{
+    Error *err = NULL;
+    ssize_t n;
+
+    if (f->err || f->eof) {
+        return false;
+    }
+    if (f->buf_index) {
+        memmove(f->buf, f->buf + f->buf_index, f->buf_len - f->buf_index);
+        f->buf_len -= f->buf_index;
+        f->buf_index = 0;
+    }
+    n = mig_channel_read(f->ch, f->buf + f->buf_len,
+                         QEMU_FILE_BUF_SIZE - f->buf_len, &err);
+    if (n < 0) {
+        error_prepend(&err, "read failed at offset %" PRIu64 ": ",
+                      f->pos + f->buf_len);
+        qemu_file_set_error(f, err);
+        return false;
+    }
+    if (n == 0) {
+        f->eof = true;
+        return false;
+    }
+    f->buf_len += n;
+    return true;
+}
+
+static void qemu_file_set_truncated(QEMUFile *f)
+{
+    Error *err = NULL;
+
+    error_setg(&err, "unexpected end of stream at offset %" PRIu64, f->pos);
+    qemu_file_set_error(f, err);
+}
+
+size_t qemu_get_buffer(QEMUFile *f, void *buf, size_t len)
+{
+    uint8_t *p = buf;
+    size_t done = 0;
+
+    g_assert(!f->writable);
+    while (done < len && !f->err) {
+        size_t avail = f->buf_len - f->buf_index;
+
+        if (avail) {
+            size_t n = MIN(avail, len - done);
+            memcpy(p + done, f->buf + f->buf_index, n);
+            f->buf_index += n;
+            qemu_file_advance(f, n);
+            done += n;
+            continue;
+        }
+        if (len - done >= QEMU_FILE_BUF_SIZE && !f->eof) {
+            /* Big reads skip the buffer: no point copying twice. */
+            Error *err = NULL;
+            ssize_t n = mig_channel_read(f->ch, p + done, len - done, &err);
+            if (n < 0) {
+                error_prepend(&err, "read failed at offset %" PRIu64 ": ",
+                              f->pos);
+                qemu_file_set_error(f, err);
+                break;
+            }
+            if (n == 0) {
+                f->eof = true;
+                qemu_file_set_truncated(f);
+                break;
+            }
+            qemu_file_advance(f, n);
+            done += n;
+            continue;
+        }
+        if (!qemu_file_fill(f)) {
+            if (!f->err) {
+                qemu_file_set_truncated(f);
+            }
+            break;
+        }
+    }
+    if (done < len) {
+        memset(p + done, 0, len - done);
+    }
+    return done;
+}
+
+uint8_t qemu_get_byte(QEMUFile *f)
+{
+    uint8_t v;
+
+    if (f->buf_index < f->buf_len && !f->err) {
+        v = f->buf[f->buf_index++];
+        qemu_file_advance(f, 1);
+        return v;
+    }
+    qemu_get_buffer(f, &v, 1);
+    return v;
+}
+
+uint16_t qemu_get_be16(QEMUFile *f)
+{
+    uint16_t be;
+    qemu_get_buffer(f, &be, sizeof(be));
+    return GUINT16_FROM_BE(be);
+}
+
+uint32_t qemu_get_be32(QEMUFile *f)
+{
+    uint32_t be;
+    qemu_get_buffer(f, &be, sizeof(be));
+    return GUINT32_FROM_BE(be);
+}
+
+uint64_t qemu_get_be64(QEMUFile *f)
+{
+    uint64_t be;
+    qemu_get_buffer(f, &be, sizeof(be));
+    return GUINT64_FROM_BE(be);
+}
+
+bool qemu_file_at_eof(QEMUFile *f)
+{
+    g_assert(!f->writable);
+    if (f->err) {
+        return false;
+    }
+    if (f->buf_index < f->buf_len) {
+        return false;
+    }
+    return !qemu_file_fill(f) && !f->err;
+}

@@ -1,0 +1,584 @@
+/*
+ * Guest RAM in a stream: the "ram" section's save side (bitmap walk or an
+ * external page source) and its load side, next to each other so that one
+ * can be checked against the other.
+ */
+#include "qemu/osdep.h"
+#include "qemu/atomic.h"
+#include "qemu/bitmap.h"
+#include "hw/boards.h"
+#include "migration/qemu-file.h"
+#include "migration/ram.h"
+
+/* Inspect mode: more blocks than any machine of ours can have. */
+#define RAM_LOAD_MAX_BLOCKS 256
+
+struct RAMSaveState {
+    MachineState *ms;
+    RAMBlock **blocks;
+    unsigned nblocks;
+
+    /* Pages not yet written: bits set in the bitmaps, plus pages a
+     * source has claimed but not handed out yet. */
+    uint64_t remaining;
+    RAMStats stats;             /* every field read with qatomic_read() */
+
+    /* The walk resumes here, and wraps once to catch pages marked again. */
+    unsigned cursor_block;
+    uint64_t cursor_page;
+    /* The block of the previous page in the current section (CONTINUE). */
+    RAMBlock *last_sent_block;
+
+    const RAMPageSourceOps *src_ops;
+    void *src_opaque;
+    bool src_finished;
+};
+
+bool ram_page_is_zero(const void *page)
+{
+    const uint64_t *p = page;
+
+    /*
+     * Most pages with data have it in their first word; the rest is an OR
+     * reduction over cache lines that the compiler vectorises.
+     */
+    if (p[0]) {
+        return false;
+    }
+    for (size_t i = 0; i < TARGET_PAGE_SIZE / 8; i += 8) {
+        uint64_t t = p[i] | p[i + 1] | p[i + 2] | p[i + 3] |
+                     p[i + 4] | p[i + 5] | p[i + 6] | p[i + 7];
+        if (t) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ---- save ---- */
+
+RAMSaveState *ram_save_new(MachineState *ms)
+{
+    RAMSaveState *rs = g_new0(RAMSaveState, 1);
+    RAMBlock *rb;
+
+    rs->ms = ms;
+    rs->nblocks = machine_ram_block_count(ms);
+    rs->blocks = g_new0(RAMBlock *, rs->nblocks);
+    RAMBLOCK_FOREACH(ms, rb) {
+        /* One save at a time owns the bitmaps. */
+        g_assert(!rb->bmap);
+        rb->bmap = bitmap_new(ramblock_pages(rb));
+        bitmap_set(rb->bmap, 0, ramblock_pages(rb));
+        rs->blocks[_rb_i] = rb;
+        rs->remaining += ramblock_pages(rb);
+    }
+    /* The full bitmap counts as the first sync, as in QEMU. */
+    rs->stats.dirty_sync_count = 1;
+    return rs;
+}
+
+void ram_save_free(RAMSaveState *rs)
+{
+    if (!rs) {
+        return;
+    }
+    for (unsigned i = 0; i < rs->nblocks; i++) {
+        g_free(rs->blocks[i]->bmap);
+        rs->blocks[i]->bmap = NULL;
+    }
+    g_free(rs->blocks);
+    g_free(rs);
+}
+
+uint64_t ram_save_remaining(RAMSaveState *rs)
+{
+    return qatomic_read(&rs->remaining);
+}
+
+void ram_save_get_stats(RAMSaveState *rs, RAMStats *stats)
+{
+    stats->transferred = qatomic_read(&rs->stats.transferred);
+    stats->duplicate = qatomic_read(&rs->stats.duplicate);
+    stats->normal = qatomic_read(&rs->stats.normal);
+    stats->normal_bytes = qatomic_read(&rs->stats.normal_bytes);
+    stats->dirty_sync_count = qatomic_read(&rs->stats.dirty_sync_count);
+    stats->iterations = qatomic_read(&rs->stats.iterations);
+}
+
+void ram_save_note_dirty_sync(RAMSaveState *rs)
+{
+    qatomic_inc(&rs->stats.dirty_sync_count);
+}
+
+void ram_save_mark_dirty(RAMSaveState *rs, RAMBlock *rb,
+                         uint64_t first_page, uint64_t npages)
+{
+    uint64_t end = first_page + npages;
+    uint64_t added = 0;
+
+    g_assert(end <= ramblock_pages(rb) && rb->bmap);
+    /* Word at a time, counting only bits this call turned on. */
+    while (first_page < end) {
+        uint64_t w = BIT_WORD(first_page);
+        unsigned bit = first_page % BITS_PER_LONG;
+        unsigned n = MIN(BITS_PER_LONG - bit, end - first_page);
+        unsigned long mask = (n == BITS_PER_LONG ? ~0UL :
+                              ((1UL << n) - 1)) << bit;
+        unsigned long old = qatomic_fetch_or(&rb->bmap[w], mask);
+
+        added += __builtin_popcountl(mask & ~old);
+        first_page += n;
+    }
+    qatomic_add(&rs->remaining, added);
+}
+
+void ram_save_set_page_source(RAMSaveState *rs, const RAMPageSourceOps *ops,
+                              void *opaque)
+{
+    rs->src_ops = ops;
+    rs->src_opaque = opaque;
+    rs->src_finished = false;
+}
+
+static void ram_put_page_header(QEMUFile *f, RAMSaveState *rs, RAMBlock *rb,
+                                uint64_t page, uint64_t flags)
+{
+    if (rb == rs->last_sent_block) {
+        qemu_put_be64(f, (page << TARGET_PAGE_BITS) | flags |
+                      RAM_SAVE_FLAG_CONTINUE);
+        return;
+    }
+    qemu_put_be64(f, (page << TARGET_PAGE_BITS) | flags);
+    qemu_put_byte(f, strlen(rb->idstr));
+    qemu_put_buffer(f, rb->idstr, strlen(rb->idstr));
+    rs->last_sent_block = rb;
+}
+
+typedef struct RAMRunStats {
+    uint64_t zero, normal;
+} RAMRunStats;
+
+/*
+ * @data NULL: known zero without reading.  @in_place: @data is guest RAM
+ * that stays unchanged until the next flush, so it is queued, not copied.
+ */
+static void ram_put_page(QEMUFile *f, RAMSaveState *rs, RAMBlock *rb,
+                         uint64_t page, const uint8_t *data, bool in_place,
+                         RAMRunStats *st)
+{
+    if (!data || ram_page_is_zero(data)) {
+        ram_put_page_header(f, rs, rb, page, RAM_SAVE_FLAG_ZERO);
+        qemu_put_byte(f, 0);
+        st->zero++;
+        return;
+    }
+    ram_put_page_header(f, rs, rb, page, RAM_SAVE_FLAG_PAGE);
+    if (in_place) {
+        qemu_put_buffer_async(f, data, TARGET_PAGE_SIZE);
+    } else {
+        qemu_put_buffer(f, data, TARGET_PAGE_SIZE);
+    }
+    st->normal++;
+}
+
+static void ram_account(RAMSaveState *rs, const RAMRunStats *st)
+{
+    qatomic_add(&rs->stats.duplicate, st->zero);
+    qatomic_add(&rs->stats.normal, st->normal);
+    qatomic_add(&rs->stats.normal_bytes, st->normal * TARGET_PAGE_SIZE);
+    qatomic_sub(&rs->remaining, st->zero + st->normal);
+}
+
+void ram_save_put_run(QEMUFile *f, RAMSaveState *rs, const RAMPageRun *run)
+{
+    RAMRunStats st = { 0 };
+
+    g_assert(run->first_page + run->npages <= ramblock_pages(run->rb));
+    for (uint32_t i = 0; i < run->npages; i++) {
+        ram_put_page(f, rs, run->rb, run->first_page + i, run->page[i],
+                     run->in_guest_ram, &st);
+    }
+    ram_account(rs, &st);
+}
+
+/* Claim and write whatever is still marked in one aligned chunk. */
+static void ram_save_chunk(QEMUFile *f, RAMSaveState *rs, RAMBlock *rb,
+                           uint64_t first, uint64_t npages)
+{
+    unsigned long claimed[BITS_TO_LONGS(RAM_SAVE_CHUNK_PAGES)] = { 0 };
+    RAMRunStats st = { 0 };
+    unsigned long i;
+
+    if (!bitmap_fetch_and_clear_atomic(rb->bmap, first, npages, claimed)) {
+        return;
+    }
+    for_each_set_bit(i, claimed, npages) {
+        ram_put_page(f, rs, rb, first + i,
+                     rb->host + ((first + i) << TARGET_PAGE_BITS), true, &st);
+    }
+    ram_account(rs, &st);
+}
+
+/* The next marked page at or after the cursor, wrapping once. */
+static bool ram_find_marked(RAMSaveState *rs, RAMBlock **rbp,
+                            uint64_t *pagep)
+{
+    for (unsigned visit = 0; visit <= rs->nblocks; visit++) {
+        RAMBlock *rb = rs->blocks[rs->cursor_block];
+        uint64_t pages = ramblock_pages(rb);
+        uint64_t next = rs->cursor_page < pages ?
+            find_next_bit(rb->bmap, pages, rs->cursor_page) : pages;
+
+        if (next < pages) {
+            *rbp = rb;
+            *pagep = next;
+            return true;
+        }
+        rs->cursor_block = (rs->cursor_block + 1) % rs->nblocks;
+        rs->cursor_page = 0;
+    }
+    return false;
+}
+
+static bool ram_save_from_source(QEMUFile *f, RAMSaveState *rs,
+                                 uint64_t start, uint64_t max_bytes,
+                                 Error **errp)
+{
+    while (!rs->src_finished &&
+           qemu_file_transferred(f) - start < max_bytes) {
+        RAMPageRun run = { 0 };
+        int ret = rs->src_ops->next(rs->src_opaque, &run, errp);
+
+        if (ret < 0) {
+            return false;
+        }
+        if (ret == 0) {
+            rs->src_finished = true;
+            break;
+        }
+        ram_save_put_run(f, rs, &run);
+        /* done() may unprotect guest RAM we queued without copying. */
+        if (!qemu_fflush(f)) {
+            qemu_file_get_error_obj(f, errp);
+            return false;
+        }
+        if (!rs->src_ops->done(rs->src_opaque, &run, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool ram_save_iterate(QEMUFile *f, RAMSaveState *rs, uint64_t max_bytes,
+                      Error **errp)
+{
+    uint64_t start = qemu_file_transferred(f);
+    bool ok = true;
+
+    rs->last_sent_block = NULL;
+    if (rs->src_ops) {
+        ok = ram_save_from_source(f, rs, start, max_bytes, errp);
+    } else {
+        while (qemu_file_transferred(f) - start < max_bytes &&
+               !qemu_file_get_error(f)) {
+            RAMBlock *rb;
+            uint64_t page, chunk;
+
+            if (!ram_find_marked(rs, &rb, &page)) {
+                break;
+            }
+            chunk = QEMU_ALIGN_DOWN(page, RAM_SAVE_CHUNK_PAGES);
+            ram_save_chunk(f, rs, rb, chunk,
+                           MIN(RAM_SAVE_CHUNK_PAGES,
+                               ramblock_pages(rb) - chunk));
+            rs->cursor_page = chunk + RAM_SAVE_CHUNK_PAGES;
+        }
+    }
+    qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
+    qatomic_add(&rs->stats.transferred, qemu_file_transferred(f) - start);
+    qatomic_inc(&rs->stats.iterations);
+    if (ok && qemu_file_get_error_obj(f, errp)) {
+        ok = false;
+    }
+    return ok;
+}
+
+bool ram_save_setup(QEMUFile *f, RAMSaveState *rs, Error **errp)
+{
+    uint64_t start = qemu_file_transferred(f);
+
+    qemu_put_be64(f, machine_ram_size(rs->ms) | RAM_SAVE_FLAG_MEM_SIZE);
+    for (unsigned i = 0; i < rs->nblocks; i++) {
+        RAMBlock *rb = rs->blocks[i];
+
+        qemu_put_byte(f, strlen(rb->idstr));
+        qemu_put_buffer(f, rb->idstr, strlen(rb->idstr));
+        qemu_put_be64(f, rb->used_length);
+    }
+    qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
+    qatomic_add(&rs->stats.transferred, qemu_file_transferred(f) - start);
+    return !qemu_file_get_error_obj(f, errp);
+}
+
+/* ---- load ---- */
+
+struct RAMLoadState {
+    MachineState *ms;           /* NULL in inspect mode */
+    const StreamInspector *insp;
+    StreamSummary *sum;         /* sum->ram_blocks is the stream's list */
+    GPtrArray *machine_blocks;  /* RAMBlock *, parallel to sum->ram_blocks */
+    bool started;
+    uint8_t *scratch;           /* inspect mode: one page */
+};
+
+RAMLoadState *ram_load_new(MachineState *ms, const StreamInspector *insp,
+                           StreamSummary *sum)
+{
+    RAMLoadState *rl = g_new0(RAMLoadState, 1);
+
+    rl->ms = ms;
+    rl->insp = insp;
+    rl->sum = sum;
+    rl->machine_blocks = g_ptr_array_new();
+    if (!ms) {
+        rl->scratch = g_malloc(TARGET_PAGE_SIZE);
+    }
+    return rl;
+}
+
+void ram_load_free(RAMLoadState *rl)
+{
+    if (rl) {
+        g_ptr_array_free(rl->machine_blocks, true);
+        g_free(rl->scratch);
+        g_free(rl);
+    }
+}
+
+/* Read a length-prefixed idstr; @what names it in errors. */
+static bool ram_load_idstr(QEMUFile *f, char idstr[256], const char *what,
+                           Error **errp)
+{
+    uint64_t at = qemu_file_transferred(f);
+    uint8_t len = qemu_get_byte(f);
+
+    qemu_get_buffer(f, idstr, len);
+    idstr[len] = 0;
+    if (qemu_file_get_error_obj(f, errp)) {
+        return false;
+    }
+    if (!len || strlen(idstr) != len) {
+        error_setg(errp, "%s at offset %" PRIu64 " is empty or holds a NUL "
+                   "byte", what, at);
+        return false;
+    }
+    return true;
+}
+
+static int ram_load_find_block(RAMLoadState *rl, const char *idstr)
+{
+    for (unsigned i = 0; i < rl->sum->ram_blocks->len; i++) {
+        if (!strcmp(g_array_index(rl->sum->ram_blocks, StreamRAMBlockInfo,
+                                  i).idstr, idstr)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static bool ram_load_block_list(RAMLoadState *rl, QEMUFile *f,
+                                uint64_t total, Error **errp)
+{
+    uint64_t listed = 0;
+    unsigned max = rl->ms ? machine_ram_block_count(rl->ms)
+                          : RAM_LOAD_MAX_BLOCKS;
+    RAMBlock *rb;
+
+    rl->sum->ram_total = total;
+    while (listed < total) {
+        StreamRAMBlockInfo info = { 0 };
+        uint64_t at = qemu_file_transferred(f);
+
+        if (!ram_load_idstr(f, info.idstr, "RAM block name", errp)) {
+            return false;
+        }
+        info.used_length = qemu_get_be64(f);
+        if (qemu_file_get_error_obj(f, errp)) {
+            return false;
+        }
+        if (ram_load_find_block(rl, info.idstr) >= 0) {
+            error_setg(errp, "RAM block '%s' listed twice (offset %" PRIu64
+                       ")", info.idstr, at);
+            return false;
+        }
+        if (rl->sum->ram_blocks->len == max) {
+            error_setg(errp, "RAM block '%s' at offset %" PRIu64 " is one "
+                       "more than the %u this %s has", info.idstr, at, max,
+                       rl->ms ? "machine" : "reader accepts");
+            return false;
+        }
+        if (!info.used_length || info.used_length % TARGET_PAGE_SIZE ||
+            info.used_length > total - listed) {
+            error_setg(errp, "RAM block '%s' at offset %" PRIu64 ": size "
+                       "0x%" PRIx64 " is zero, not page aligned or beyond "
+                       "the total 0x%" PRIx64, info.idstr, at,
+                       info.used_length, total);
+            return false;
+        }
+        if (rl->ms) {
+            rb = machine_ram_block_by_name(rl->ms, info.idstr);
+            if (!rb) {
+                error_setg(errp, "RAM block '%s' (offset %" PRIu64 ") does "
+                           "not exist in this machine", info.idstr, at);
+                return false;
+            }
+            if (rb->used_length != info.used_length) {
+                error_setg(errp, "RAM block '%s' (offset %" PRIu64 ") has "
+                           "0x%" PRIx64 " bytes in the stream but 0x%"
+                           PRIx64 " in this machine", info.idstr, at,
+                           info.used_length, rb->used_length);
+                return false;
+            }
+            g_ptr_array_add(rl->machine_blocks, rb);
+        }
+        g_array_append_val(rl->sum->ram_blocks, info);
+        listed += info.used_length;
+    }
+    if (rl->ms) {
+        RAMBLOCK_FOREACH(rl->ms, rb) {
+            if (ram_load_find_block(rl, rb->idstr) < 0) {
+                error_setg(errp, "RAM block '%s' of this machine is missing "
+                           "from the stream", rb->idstr);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+static bool ram_load_page(RAMLoadState *rl, QEMUFile *f, unsigned index,
+                          uint64_t addr, bool zero, uint64_t at, Error **errp)
+{
+    StreamRAMBlockInfo *info = &g_array_index(rl->sum->ram_blocks,
+                                              StreamRAMBlockInfo, index);
+    uint8_t *dst;
+
+    if (addr >= info->used_length) {
+        error_setg(errp, "page at 0x%" PRIx64 " is beyond the end of RAM "
+                   "block '%s' (0x%" PRIx64 " bytes), at offset %" PRIu64,
+                   addr, info->idstr, info->used_length, at);
+        return false;
+    }
+    dst = rl->ms ? ((RAMBlock *)rl->machine_blocks->pdata[index])->host + addr
+                 : rl->scratch;
+    if (zero) {
+        uint8_t fill = qemu_get_byte(f);
+
+        if (qemu_file_get_error_obj(f, errp)) {
+            return false;
+        }
+        if (fill) {
+            error_setg(errp, "zero page at 0x%" PRIx64 " of '%s' has fill "
+                       "byte 0x%02x, not 0, at offset %" PRIu64, addr,
+                       info->idstr, fill, at);
+            return false;
+        }
+        /* Reading a never-touched page does not populate it; writing would. */
+        if (rl->ms && !ram_page_is_zero(dst)) {
+            memset(dst, 0, TARGET_PAGE_SIZE);
+        }
+        info->zero_pages++;
+        rl->sum->zero_pages++;
+    } else {
+        qemu_get_buffer(f, dst, TARGET_PAGE_SIZE);
+        if (qemu_file_get_error_obj(f, errp)) {
+            return false;
+        }
+        info->pages++;
+        rl->sum->pages++;
+    }
+    if (rl->insp && rl->insp->ram_page &&
+        !rl->insp->ram_page(rl->insp->opaque, info, index, addr,
+                            zero ? NULL : dst, errp)) {
+        return false;
+    }
+    return true;
+}
+
+bool ram_load_section(RAMLoadState *rl, QEMUFile *f, bool is_start,
+                      Error **errp)
+{
+    int last_block = -1;        /* CONTINUE refers to this section only */
+    bool first = true;
+
+    for (;;) {
+        uint64_t at = qemu_file_transferred(f);
+        uint64_t v = qemu_get_be64(f);
+        uint64_t addr = v & TARGET_PAGE_MASK;
+        unsigned flags = v & ~TARGET_PAGE_MASK;
+        unsigned kind = flags & ~RAM_SAVE_FLAG_CONTINUE;
+
+        if (qemu_file_get_error_obj(f, errp)) {
+            return false;
+        }
+        if (flags & ~RAM_SAVE_FLAGS_KNOWN) {
+            error_setg(errp, "unknown RAM flags 0x%x at offset %" PRIu64,
+                       flags & ~RAM_SAVE_FLAGS_KNOWN, at);
+            return false;
+        }
+        if (is_start && first && flags != RAM_SAVE_FLAG_MEM_SIZE) {
+            error_setg(errp, "RAM START section does not begin with the "
+                       "block list (flags 0x%x at offset %" PRIu64 ")",
+                       flags, at);
+            return false;
+        }
+        if (flags == RAM_SAVE_FLAG_EOS && !addr) {
+            return true;
+        }
+        if (flags == RAM_SAVE_FLAG_MEM_SIZE && is_start && first) {
+            first = false;
+            if (!ram_load_block_list(rl, f, addr, errp)) {
+                return false;
+            }
+            rl->started = true;
+            continue;
+        }
+        first = false;
+        if (kind != RAM_SAVE_FLAG_ZERO && kind != RAM_SAVE_FLAG_PAGE) {
+            error_setg(errp, "invalid RAM item 0x%" PRIx64 " at offset %"
+                       PRIu64, v, at);
+            return false;
+        }
+        if (!rl->started) {
+            error_setg(errp, "RAM page at offset %" PRIu64 " before the "
+                       "block list", at);
+            return false;
+        }
+        if (flags & RAM_SAVE_FLAG_CONTINUE) {
+            if (last_block < 0) {
+                error_setg(errp, "RAM page at offset %" PRIu64 " continues "
+                           "a block, but no page of this section named one",
+                           at);
+                return false;
+            }
+        } else {
+            char idstr[256];
+
+            if (!ram_load_idstr(f, idstr, "RAM page's block name", errp)) {
+                return false;
+            }
+            last_block = ram_load_find_block(rl, idstr);
+            if (last_block < 0) {
+                error_setg(errp, "RAM page at offset %" PRIu64 " names "
+                           "block '%s', which the block list does not have",
+                           at, idstr);
+                return false;
+            }
+        }
+        if (!ram_load_page(rl, f, last_block, addr,
+                           kind == RAM_SAVE_FLAG_ZERO, at, errp)) {
+            return false;
+        }
+    }
+}

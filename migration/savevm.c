@@ -1,0 +1,629 @@
+/*
+ * QEMU v3 migration streams: the header, the configuration section, the
+ * framing of every section, device sections, EOF and the JSON trailer.
+ * The save side and the load side of each part sit next to each other.
+ *
+ * The loader trusts nothing: every length is bounded before use, every
+ * section id and footer is checked, and every error names the section and
+ * the byte offset where the stream went wrong.  It runs in two modes that
+ * share all the parsing: into a machine (qemu_loadvm_state()), and
+ * without one (qemu_loadvm_inspect(), for snapvm-img).
+ */
+#include "qemu/osdep.h"
+#include <json-glib/json-glib.h>
+#include "hw/boards.h"
+#include "migration/channel.h"
+#include "migration/qemu-file.h"
+#include "migration/ram.h"
+#include "migration/savevm.h"
+#include "migration/vmstate.h"
+
+#define QEMU_VM_FILE_MAGIC          0x5145564d  /* "QEVM" */
+#define QEMU_VM_FILE_VERSION        0x00000003
+
+#define QEMU_VM_EOF                 0x00
+#define QEMU_VM_SECTION_START       0x01
+#define QEMU_VM_SECTION_PART        0x02
+#define QEMU_VM_SECTION_END         0x03
+#define QEMU_VM_SECTION_FULL        0x04
+#define QEMU_VM_SUBSECTION          0x05
+#define QEMU_VM_VMDESCRIPTION       0x06
+#define QEMU_VM_CONFIGURATION       0x07
+#define QEMU_VM_SECTION_FOOTER      0x7e
+
+/* Section ids: RAM first, then the devices in registry order. */
+#define RAM_SECTION_ID              0
+#define DEVICE_SECTION_ID(index)    (1 + (index))
+
+/* Far above what we write (a few KiB); bounds what a bad stream costs. */
+#define MAX_DESCRIPTION_BYTES       (16 * MiB)
+#define MAX_MACHINE_TYPE_BYTES      255
+
+/* ---- save ---- */
+
+static void save_section_header(QEMUFile *f, uint8_t type, uint32_t id,
+                                const char *idstr, uint32_t instance_id,
+                                uint32_t version_id)
+{
+    qemu_put_byte(f, type);
+    qemu_put_be32(f, id);
+    if (type == QEMU_VM_SECTION_START || type == QEMU_VM_SECTION_FULL) {
+        qemu_put_byte(f, strlen(idstr));
+        qemu_put_buffer(f, idstr, strlen(idstr));
+        qemu_put_be32(f, instance_id);
+        qemu_put_be32(f, version_id);
+    }
+}
+
+static void save_section_footer(QEMUFile *f, uint32_t id)
+{
+    qemu_put_byte(f, QEMU_VM_SECTION_FOOTER);
+    qemu_put_be32(f, id);
+}
+
+bool qemu_savevm_state_begin(QEMUFile *f, MachineState *ms,
+                             RAMSaveState *rs, Error **errp)
+{
+    qemu_put_be32(f, QEMU_VM_FILE_MAGIC);
+    qemu_put_be32(f, QEMU_VM_FILE_VERSION);
+
+    qemu_put_byte(f, QEMU_VM_CONFIGURATION);
+    qemu_put_be32(f, strlen(SNAPVM_MACHINE_TYPE));
+    qemu_put_buffer(f, SNAPVM_MACHINE_TYPE, strlen(SNAPVM_MACHINE_TYPE));
+
+    save_section_header(f, QEMU_VM_SECTION_START, RAM_SECTION_ID,
+                        RAM_SECTION_IDSTR, 0, RAM_SECTION_VERSION);
+    if (!ram_save_setup(f, rs, errp)) {
+        return false;
+    }
+    save_section_footer(f, RAM_SECTION_ID);
+    return !qemu_file_get_error_obj(f, errp);
+}
+
+bool qemu_savevm_state_iterate(QEMUFile *f, RAMSaveState *rs,
+                               uint64_t max_bytes, bool *done, Error **errp)
+{
+    *done = ram_save_remaining(rs) == 0;
+    if (*done) {
+        return true;
+    }
+    save_section_header(f, QEMU_VM_SECTION_PART, RAM_SECTION_ID, NULL, 0, 0);
+    if (!ram_save_iterate(f, rs, max_bytes, errp)) {
+        return false;
+    }
+    save_section_footer(f, RAM_SECTION_ID);
+    *done = ram_save_remaining(rs) == 0;
+    return !qemu_file_get_error_obj(f, errp);
+}
+
+bool qemu_savevm_ram_complete(QEMUFile *f, RAMSaveState *rs, Error **errp)
+{
+    uint64_t left;
+
+    save_section_header(f, QEMU_VM_SECTION_END, RAM_SECTION_ID, NULL, 0, 0);
+    if (!ram_save_iterate(f, rs, UINT64_MAX, errp)) {
+        return false;
+    }
+    save_section_footer(f, RAM_SECTION_ID);
+    left = ram_save_remaining(rs);
+    if (left) {
+        error_setg(errp, "%" PRIu64 " RAM pages were never handed out to "
+                   "be saved", left);
+        return false;
+    }
+    return !qemu_file_get_error_obj(f, errp);
+}
+
+static void save_device_sections(QEMUFile *f, MachineState *ms)
+{
+    VMStateRegistry *reg = machine_vmstate(ms);
+
+    for (unsigned i = 0; i < vmstate_registry_count(reg); i++) {
+        const VMStateEntry *e = vmstate_registry_entry(reg, i);
+
+        save_section_header(f, QEMU_VM_SECTION_FULL, DEVICE_SECTION_ID(i),
+                            e->vmsd->name, e->instance_id,
+                            e->vmsd->version_id);
+        vmstate_save_state(f, e->vmsd, e->opaque);
+        save_section_footer(f, DEVICE_SECTION_ID(i));
+    }
+}
+
+bool qemu_savevm_device_state_to_buffer(MachineState *ms, GByteArray *buf,
+                                        Error **errp)
+{
+    QEMUFile *f = qemu_file_new_output(mig_channel_new_buffer(buf));
+
+    save_device_sections(f, ms);
+    return qemu_fclose(f, errp);
+}
+
+/*
+ * QEMU's analyze-migration.py finds the JSON by looking for the last NUL
+ * byte of the file and the first '{' after it, so no byte of the length
+ * after its last NUL may be '{': pad with spaces until none is.
+ */
+static char *savevm_description(MachineState *ms, uint32_t *len)
+{
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    g_autoptr(JsonGenerator) gen = json_generator_new();
+    g_autoptr(JsonNode) root = NULL;
+    VMStateRegistry *reg = machine_vmstate(ms);
+    GString *s;
+
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "page_size");
+    json_builder_add_int_value(b, TARGET_PAGE_SIZE);
+    json_builder_set_member_name(b, "devices");
+    json_builder_begin_array(b);
+    for (unsigned i = 0; i < vmstate_registry_count(reg); i++) {
+        vmstate_describe_entry(b, vmstate_registry_entry(reg, i));
+    }
+    json_builder_end_array(b);
+    json_builder_end_object(b);
+    root = json_builder_get_root(b);
+    json_generator_set_root(gen, root);
+    s = g_string_new(NULL);
+    json_generator_to_gstring(gen, s);
+    for (;;) {
+        uint8_t be[4] = { s->len >> 24, s->len >> 16, s->len >> 8, s->len };
+        bool clash = false, after_nul = false;
+
+        for (int i = 0; i < 4; i++) {
+            after_nul = after_nul || !be[i];
+            clash = clash || (after_nul && be[i] == '{');
+        }
+        if (!clash) {
+            break;
+        }
+        g_string_append_c(s, ' ');
+    }
+    *len = s->len;
+    return g_string_free(s, false);
+}
+
+static bool save_end(QEMUFile *f, MachineState *ms, Error **errp)
+{
+    uint32_t len;
+    g_autofree char *json = savevm_description(ms, &len);
+
+    qemu_put_byte(f, QEMU_VM_EOF);
+    qemu_put_byte(f, QEMU_VM_VMDESCRIPTION);
+    qemu_put_be32(f, len);
+    qemu_put_buffer(f, json, len);
+    qemu_fflush(f);
+    return !qemu_file_get_error_obj(f, errp);
+}
+
+bool qemu_savevm_state_finish(QEMUFile *f, MachineState *ms,
+                              const GByteArray *device_state, Error **errp)
+{
+    qemu_put_buffer(f, device_state->data, device_state->len);
+    return save_end(f, ms, errp);
+}
+
+bool qemu_savevm_state_complete(QEMUFile *f, MachineState *ms,
+                                RAMSaveState *rs, Error **errp)
+{
+    if (!qemu_savevm_ram_complete(f, rs, errp)) {
+        return false;
+    }
+    save_device_sections(f, ms);
+    return save_end(f, ms, errp);
+}
+
+/* ---- load ---- */
+
+void stream_summary_init(StreamSummary *sum)
+{
+    memset(sum, 0, sizeof(*sum));
+    sum->ram_blocks = g_array_new(false, true, sizeof(StreamRAMBlockInfo));
+    sum->devices = g_array_new(false, true, sizeof(StreamDeviceInfo));
+}
+
+void stream_summary_clear(StreamSummary *sum)
+{
+    g_free(sum->machine_type);
+    g_free(sum->description);
+    g_array_free(sum->ram_blocks, true);
+    g_array_free(sum->devices, true);
+    memset(sum, 0, sizeof(*sum));
+}
+
+typedef struct LoadVMState {
+    QEMUFile *f;
+    MachineState *ms;               /* NULL: inspect mode */
+    VMStateRegistry *devices;       /* where device sections go, or NULL */
+    StreamSummary *sum;
+    RAMLoadState *rl;
+    GHashTable *section_ids;        /* every id a START/FULL used */
+    bool *device_loaded;            /* per registry entry */
+    bool config_seen;
+    bool ram_open;                  /* START seen, END not yet */
+} LoadVMState;
+
+static const char *section_type_name(uint8_t type)
+{
+    switch (type) {
+    case QEMU_VM_SECTION_START: return "START";
+    case QEMU_VM_SECTION_PART: return "PART";
+    case QEMU_VM_SECTION_END: return "END";
+    case QEMU_VM_SECTION_FULL: return "FULL";
+    default: return "?";
+    }
+}
+
+static bool load_footer(LoadVMState *s, const char *idstr, uint32_t id,
+                        Error **errp)
+{
+    uint64_t at = qemu_file_transferred(s->f);
+    uint8_t marker = qemu_get_byte(s->f);
+    uint32_t footer_id = qemu_get_be32(s->f);
+
+    if (qemu_file_get_error_obj(s->f, errp)) {
+        error_prepend(errp, "section '%s' (id %u) footer: ", idstr, id);
+        return false;
+    }
+    if (marker != QEMU_VM_SECTION_FOOTER) {
+        error_setg(errp, "section '%s' (id %u): expected its footer (0x7e) "
+                   "at offset %" PRIu64 ", found 0x%02x: the section's "
+                   "content does not match its description", idstr, id, at,
+                   marker);
+        return false;
+    }
+    if (footer_id != id) {
+        error_setg(errp, "section '%s' (id %u): footer at offset %" PRIu64
+                   " names section id %u", idstr, id, at, footer_id);
+        return false;
+    }
+    return true;
+}
+
+static bool load_configuration(LoadVMState *s, uint64_t at, Error **errp)
+{
+    char name[MAX_MACHINE_TYPE_BYTES + 1];
+    uint32_t len;
+
+    if (s->config_seen || g_hash_table_size(s->section_ids)) {
+        error_setg(errp, "configuration section at offset %" PRIu64 " is "
+                   "not right after the header", at);
+        return false;
+    }
+    len = qemu_get_be32(s->f);
+    if (qemu_file_get_error_obj(s->f, errp)) {
+        return false;
+    }
+    if (!len || len > MAX_MACHINE_TYPE_BYTES) {
+        error_setg(errp, "configuration section at offset %" PRIu64 ": "
+                   "machine type length %u is not in [1, %u]", at, len,
+                   MAX_MACHINE_TYPE_BYTES);
+        return false;
+    }
+    qemu_get_buffer(s->f, name, len);
+    name[len] = 0;
+    if (qemu_file_get_error_obj(s->f, errp)) {
+        return false;
+    }
+    g_free(s->sum->machine_type);
+    s->sum->machine_type = g_strndup(name, len);
+    if (strlen(name) != len || strcmp(name, SNAPVM_MACHINE_TYPE)) {
+        error_setg(errp, "the stream is for machine type '%s' (offset %"
+                   PRIu64 "), this is '%s'", s->sum->machine_type, at + 5,
+                   SNAPVM_MACHINE_TYPE);
+        return false;
+    }
+    s->config_seen = true;
+    return true;
+}
+
+static bool load_device_section(LoadVMState *s, const char *idstr,
+                                uint32_t id, uint32_t instance_id,
+                                uint32_t version_id, uint64_t at,
+                                Error **errp)
+{
+    const VMStateEntry *e = NULL;
+    StreamDeviceInfo info = { .instance_id = instance_id,
+                              .version_id = version_id,
+                              .section_id = id, .offset = at };
+    unsigned index;
+
+    if (s->devices) {
+        e = vmstate_registry_find(s->devices, idstr, instance_id);
+    }
+    if (!e) {
+        error_setg(errp, "section '%s' instance %u (id %u) at offset %"
+                   PRIu64 ": %s", idstr, instance_id, id, at,
+                   s->devices ? "no such device here"
+                              : "no device description to read it with");
+        return false;
+    }
+    index = e - vmstate_registry_entry(s->devices, 0);
+    if (s->device_loaded[index]) {
+        error_setg(errp, "section '%s' instance %u (id %u) at offset %"
+                   PRIu64 ": this device's state was already loaded",
+                   idstr, instance_id, id, at);
+        return false;
+    }
+    if (!vmstate_load_state(s->f, e->vmsd, e->opaque, version_id, errp)) {
+        error_prepend(errp, "section '%s' instance %u (id %u) at offset %"
+                      PRIu64 ": ", idstr, instance_id, id, at);
+        return false;
+    }
+    if (!load_footer(s, idstr, id, errp)) {
+        return false;
+    }
+    s->device_loaded[index] = true;
+    g_strlcpy(info.idstr, idstr, sizeof(info.idstr));
+    info.size = qemu_file_transferred(s->f) - at;
+    g_array_append_val(s->sum->devices, info);
+    return true;
+}
+
+static bool load_start_or_full(LoadVMState *s, uint8_t type, uint64_t at,
+                               Error **errp)
+{
+    uint32_t id = qemu_get_be32(s->f);
+    uint8_t len = qemu_get_byte(s->f);
+    char idstr[256];
+    uint32_t instance_id, version_id;
+
+    qemu_get_buffer(s->f, idstr, len);
+    idstr[len] = 0;
+    instance_id = qemu_get_be32(s->f);
+    version_id = qemu_get_be32(s->f);
+    if (qemu_file_get_error_obj(s->f, errp)) {
+        error_prepend(errp, "%s section header at offset %" PRIu64 ": ",
+                      section_type_name(type), at);
+        return false;
+    }
+    if (!len || strlen(idstr) != len) {
+        error_setg(errp, "%s section (id %u) at offset %" PRIu64 ": its "
+                   "name is empty or holds a NUL byte",
+                   section_type_name(type), id, at);
+        return false;
+    }
+    if (g_hash_table_contains(s->section_ids, GUINT_TO_POINTER(id))) {
+        error_setg(errp, "section '%s' at offset %" PRIu64 " reuses "
+                   "section id %u", idstr, at, id);
+        return false;
+    }
+    g_hash_table_add(s->section_ids, GUINT_TO_POINTER(id));
+
+    if (strcmp(idstr, RAM_SECTION_IDSTR)) {
+        if (type != QEMU_VM_SECTION_FULL) {
+            error_setg(errp, "section '%s' (id %u) at offset %" PRIu64 " is "
+                       "a START section; only 'ram' is iterative", idstr, id,
+                       at);
+            return false;
+        }
+        return load_device_section(s, idstr, id, instance_id, version_id,
+                                   at, errp);
+    }
+    if (type != QEMU_VM_SECTION_START || instance_id != 0 ||
+        version_id != RAM_SECTION_VERSION || s->sum->ram_sections) {
+        error_setg(errp, "section 'ram' (id %u) at offset %" PRIu64 ": "
+                   "expected the one START section of instance 0, version "
+                   "%u; found %s, instance %u, version %u%s", id, at,
+                   RAM_SECTION_VERSION, section_type_name(type), instance_id,
+                   version_id, s->sum->ram_sections ? ", a second time" : "");
+        return false;
+    }
+    s->sum->ram_sections++;
+    if (!ram_load_section(s->rl, s->f, true, errp)) {
+        error_prepend(errp, "section 'ram' (id %u): ", id);
+        return false;
+    }
+    s->ram_open = true;
+    return load_footer(s, idstr, id, errp);
+}
+
+static bool load_part_or_end(LoadVMState *s, uint8_t type, uint64_t at,
+                             Error **errp)
+{
+    uint32_t id = qemu_get_be32(s->f);
+
+    if (qemu_file_get_error_obj(s->f, errp)) {
+        return false;
+    }
+    if (!s->ram_open || id != RAM_SECTION_ID) {
+        error_setg(errp, "%s section at offset %" PRIu64 " names section "
+                   "id %u, which is not an open iterative section",
+                   section_type_name(type), at, id);
+        return false;
+    }
+    s->sum->ram_sections++;
+    if (!ram_load_section(s->rl, s->f, false, errp)) {
+        error_prepend(errp, "section 'ram' (id %u, %s at offset %" PRIu64
+                      "): ", id, section_type_name(type), at);
+        return false;
+    }
+    if (type == QEMU_VM_SECTION_END) {
+        s->ram_open = false;
+        s->sum->ram_complete = true;
+    }
+    return load_footer(s, RAM_SECTION_IDSTR, id, errp);
+}
+
+/* Every device this side expects, with the state it was described with. */
+static bool load_check_devices(LoadVMState *s, uint64_t at, Error **errp)
+{
+    unsigned n = s->devices ? vmstate_registry_count(s->devices) : 0;
+
+    for (unsigned i = 0; i < n; i++) {
+        const VMStateEntry *e = vmstate_registry_entry(s->devices, i);
+        if (!s->device_loaded[i]) {
+            error_setg(errp, "the stream ends (EOF at offset %" PRIu64 ") "
+                       "without a section for device '%s' instance %u", at,
+                       e->vmsd->name, e->instance_id);
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool load_description(LoadVMState *s, Error **errp)
+{
+    uint64_t at = qemu_file_transferred(s->f);
+    uint8_t type = qemu_get_byte(s->f);
+    g_autoptr(GByteArray) json = g_byte_array_new();
+    g_autoptr(VMStateLayout) layout = NULL;
+    uint32_t len;
+
+    if (qemu_file_get_error_obj(s->f, errp)) {
+        error_prepend(errp, "no JSON description after EOF: ");
+        return false;
+    }
+    if (type != QEMU_VM_VMDESCRIPTION) {
+        error_setg(errp, "expected the JSON description (0x06) after EOF, "
+                   "at offset %" PRIu64 ", found 0x%02x", at, type);
+        return false;
+    }
+    len = qemu_get_be32(s->f);
+    if (!qemu_file_get_error(s->f) && (!len || len > MAX_DESCRIPTION_BYTES)) {
+        error_setg(errp, "JSON description at offset %" PRIu64 ": length "
+                   "%u is not in [1, %" PRId64 "]", at, len,
+                   MAX_DESCRIPTION_BYTES);
+        return false;
+    }
+    /* Grow as bytes arrive, so a lying length costs only what is there. */
+    while (json->len < len && !qemu_file_get_error(s->f)) {
+        uint32_t n = MIN(len - json->len, 64 * KiB);
+        g_byte_array_set_size(json, json->len + n);
+        qemu_get_buffer(s->f, json->data + json->len - n, n);
+    }
+    if (qemu_file_get_error_obj(s->f, errp)) {
+        error_prepend(errp, "JSON description at offset %" PRIu64 ": ", at);
+        return false;
+    }
+    layout = vmstate_layout_from_json((const char *)json->data, json->len,
+                                      errp);
+    if (!layout) {
+        error_prepend(errp, "JSON description at offset %" PRIu64 ": ", at);
+        return false;
+    }
+    /* The description must describe what the sections held. */
+    for (unsigned i = 0; i < s->sum->devices->len; i++) {
+        StreamDeviceInfo *d = &g_array_index(s->sum->devices,
+                                             StreamDeviceInfo, i);
+        const VMStateEntry *e =
+            vmstate_registry_find(vmstate_layout_registry(layout), d->idstr,
+                                  d->instance_id);
+        if (!e || e->vmsd->version_id != d->version_id) {
+            error_setg(errp, "JSON description at offset %" PRIu64 " does "
+                       "not describe section '%s' instance %u version %u",
+                       at, d->idstr, d->instance_id, d->version_id);
+            return false;
+        }
+    }
+    s->sum->description = g_strndup((const char *)json->data, json->len);
+    if (!qemu_file_at_eof(s->f)) {
+        if (!qemu_file_get_error_obj(s->f, errp)) {
+            error_setg(errp, "unexpected data after the JSON description, "
+                       "at offset %" PRIu64, qemu_file_transferred(s->f));
+        }
+        return false;
+    }
+    return true;
+}
+
+static bool load_sections(LoadVMState *s, Error **errp)
+{
+    for (;;) {
+        uint64_t at = qemu_file_transferred(s->f);
+        uint8_t type = qemu_get_byte(s->f);
+        bool ok;
+
+        if (qemu_file_get_error_obj(s->f, errp)) {
+            return false;
+        }
+        if (type != QEMU_VM_CONFIGURATION && type != QEMU_VM_EOF &&
+            !s->config_seen) {
+            error_setg(errp, "section type 0x%02x at offset %" PRIu64 " "
+                       "before the configuration section", type, at);
+            return false;
+        }
+        switch (type) {
+        case QEMU_VM_CONFIGURATION:
+            ok = load_configuration(s, at, errp);
+            break;
+        case QEMU_VM_SECTION_START:
+        case QEMU_VM_SECTION_FULL:
+            ok = load_start_or_full(s, type, at, errp);
+            break;
+        case QEMU_VM_SECTION_PART:
+        case QEMU_VM_SECTION_END:
+            ok = load_part_or_end(s, type, at, errp);
+            break;
+        case QEMU_VM_EOF:
+            s->sum->eof_seen = true;
+            if (!s->config_seen || !s->sum->ram_complete) {
+                error_setg(errp, "the stream ends (EOF at offset %" PRIu64
+                           ") before %s", at, !s->config_seen ?
+                           "its configuration section" :
+                           "the end of its RAM section");
+                return false;
+            }
+            return load_check_devices(s, at, errp);
+        default:
+            error_setg(errp, "unknown section type 0x%02x at offset %"
+                       PRIu64, type, at);
+            return false;
+        }
+        if (!ok) {
+            return false;
+        }
+    }
+}
+
+static bool loadvm_run(QEMUFile *f, MachineState *ms,
+                       const StreamInspector *insp, StreamSummary *sum,
+                       Error **errp)
+{
+    LoadVMState s = {
+        .f = f, .ms = ms, .sum = sum,
+        .devices = ms ? machine_vmstate(ms) : (insp ? insp->devices : NULL),
+        .section_ids = g_hash_table_new(NULL, NULL),
+    };
+    uint32_t magic, version;
+    bool ok = false;
+
+    s.rl = ram_load_new(ms, insp, sum);
+    s.device_loaded = g_new0(bool, s.devices ?
+                             vmstate_registry_count(s.devices) + 1 : 1);
+    magic = qemu_get_be32(f);
+    version = qemu_get_be32(f);
+    if (qemu_file_get_error_obj(f, errp)) {
+        error_prepend(errp, "stream header: ");
+    } else if (magic != QEMU_VM_FILE_MAGIC) {
+        error_setg(errp, "not a migration stream: magic 0x%08x at offset 0, "
+                   "expected 0x%08x ('QEVM')", magic, QEMU_VM_FILE_MAGIC);
+    } else if (version != QEMU_VM_FILE_VERSION) {
+        error_setg(errp, "stream format version %u at offset 4 is not "
+                   "supported (only %u)", version, QEMU_VM_FILE_VERSION);
+    } else if (load_sections(&s, errp) && load_description(&s, errp)) {
+        sum->complete = true;
+        ok = true;
+    }
+    sum->stream_bytes = qemu_file_transferred(f);
+    ram_load_free(s.rl);
+    g_free(s.device_loaded);
+    g_hash_table_destroy(s.section_ids);
+    return ok;
+}
+
+bool qemu_loadvm_state(QEMUFile *f, MachineState *ms, Error **errp)
+{
+    StreamSummary sum;
+    bool ok;
+
+    stream_summary_init(&sum);
+    ok = loadvm_run(f, ms, NULL, &sum, errp);
+    stream_summary_clear(&sum);
+    return ok;
+}
+
+bool qemu_loadvm_inspect(QEMUFile *f, const StreamInspector *insp,
+                         StreamSummary *sum, Error **errp)
+{
+    return loadvm_run(f, NULL, insp, sum, errp);
+}
