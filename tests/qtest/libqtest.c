@@ -644,19 +644,34 @@ bool qtest_serial_wait(QTestState *qts, const char *needle, int timeout_ms)
 
 int qtest_run(const char *args, int timeout_ms, char **out, char **err)
 {
+    return qtest_run_with_input(args, NULL, timeout_ms, out, err);
+}
+
+int qtest_run_with_input(const char *args, const char *input, int timeout_ms,
+                         char **out, char **err)
+{
     g_auto(GStrv) argv = build_argv("", args);
     g_autoptr(GError) gerr = NULL;
     g_autoptr(GString) outbuf = g_string_new(NULL);
     g_autoptr(GString) errbuf = g_string_new(NULL);
     gint64 deadline = deadline_after(timeout_ms);
-    int out_fd, err_fd;
+    int in_fd, out_fd, err_fd;
     GPid pid;
     int code;
 
     if (!g_spawn_async_with_pipes(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
-                                  child_setup, NULL, &pid, NULL, &out_fd,
+                                  child_setup, NULL, &pid,
+                                  input ? &in_fd : NULL, &out_fd,
                                   &err_fd, &gerr)) {
         g_error("cannot start %s: %s", argv[0], gerr->message);
+    }
+    if (input) {
+        /* Small inputs only: they must fit in the pipe. */
+        g_assert_cmpuint(strlen(input), <=, 4096);
+        if (write(in_fd, input, strlen(input)) != (ssize_t)strlen(input)) {
+            g_error("writing snapvm's input: %s", g_strerror(errno));
+        }
+        close(in_fd);
     }
     struct pollfd pfd[2] = {
         { .fd = out_fd, .events = POLLIN },

@@ -135,6 +135,9 @@ bool qtest_serial_wait(QTestState *qts, const char *needle, int timeout_ms);
  * @out / @err when not NULL (caller frees).
  */
 int qtest_run(const char *args, int timeout_ms, char **out, char **err);
+/* Same, with @input (at most 4 KiB) on its standard input, then EOF. */
+int qtest_run_with_input(const char *args, const char *input, int timeout_ms,
+                         char **out, char **err);
 
 /* ---- paths ---- */
 
