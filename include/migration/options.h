@@ -1,0 +1,67 @@
+/*
+ * Migration capabilities and parameters, with QEMU's names and units
+ * (migrate-set-capabilities, migrate-set-parameters and their queries).
+ * They belong to one MigrationState and cannot change while a migration
+ * runs; the migration thread reads them without a lock for that reason.
+ */
+#ifndef MIGRATION_OPTIONS_H
+#define MIGRATION_OPTIONS_H
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+
+typedef enum MigrationCapability {
+    MIGRATION_CAPABILITY_EVENTS,                /* "events" */
+    MIGRATION_CAPABILITY_BACKGROUND_SNAPSHOT,   /* "background-snapshot" */
+    MIGRATION_CAPABILITY__MAX
+} MigrationCapability;
+
+/* How pre-copy learns which pages the guest wrote (x-dirty-tracking). */
+typedef enum DirtyTrackingMethod {
+    DIRTY_TRACKING_PAGEMAP_SCAN,    /* "pagemap-scan": uffd-wp async */
+    DIRTY_TRACKING_SOFT_DIRTY,      /* "soft-dirty": clear_refs + pagemap */
+    DIRTY_TRACKING__MAX
+} DirtyTrackingMethod;
+
+/* QEMU's defaults. */
+#define MIGRATION_DEFAULT_MAX_BANDWIDTH   (128 * MiB)   /* bytes/s */
+#define MIGRATION_DEFAULT_DOWNTIME_LIMIT  300           /* ms */
+#define MIGRATION_MAX_DOWNTIME_LIMIT      2000000       /* ms, 2000 s */
+
+typedef struct MigrationParameters {
+    uint64_t max_bandwidth;         /* bytes/s; 0 means unlimited */
+    uint64_t downtime_limit;        /* ms */
+    DirtyTrackingMethod x_dirty_tracking;
+} MigrationParameters;
+
+typedef struct MigrationOptions {
+    bool caps[MIGRATION_CAPABILITY__MAX];
+    MigrationParameters params;
+} MigrationOptions;
+
+void migration_options_init(MigrationOptions *opts);
+
+const char *migration_capability_name(MigrationCapability cap);
+/* -1 if @name is not a capability. */
+int migration_capability_from_name(const char *name);
+
+const char *dirty_tracking_method_name(DirtyTrackingMethod method);
+int dirty_tracking_method_from_name(const char *name);
+
+/*
+ * Whether @caps (the whole set, as it would be after a change) can be
+ * used together on this host.  Refuses with a message naming the
+ * capability and the reason.
+ */
+bool migration_caps_check(const bool *caps, Error **errp);
+
+/*
+ * Whether background-snapshot can work here (kernel features, RAM
+ * backends).  The background-snapshot implementation fills this in.
+ */
+bool migration_background_snapshot_check(Error **errp);
+
+/* Range checks, with QEMU's messages; @params is the whole new set. */
+bool migration_params_check(const MigrationParameters *params, Error **errp);
+
+#endif

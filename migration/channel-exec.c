@@ -1,0 +1,167 @@
+/*
+ * exec:COMMAND — the stream goes to the stdin of "/bin/sh -c COMMAND"
+ * (outgoing) or comes from its stdout (incoming).  The command's exit
+ * status is part of the result: a save whose command failed has failed.
+ */
+#include "qemu/osdep.h"
+#include "channel-fd.h"
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+typedef struct ExecChannel {
+    FdChannel fdc;
+    GPid pid;           /* 0 once reaped */
+    int pidfd;          /* readable when the child exits */
+    bool outgoing;
+} ExecChannel;
+
+/*
+ * snapvm ignores SIGPIPE so that a target that goes away early is an
+ * EPIPE we can report; the command must not inherit that, or a pipeline
+ * like "exec:cat | head" would change behaviour.
+ */
+static void exec_child_setup(gpointer opaque)
+{
+    signal(SIGPIPE, SIG_DFL);
+}
+
+static char *exec_status_message(int status)
+{
+    if (WIFEXITED(status)) {
+        return g_strdup_printf("exited with status %d", WEXITSTATUS(status));
+    }
+    if (WIFSIGNALED(status)) {
+        return g_strdup_printf("was killed by signal %d (%s)",
+                               WTERMSIG(status), strsignal(WTERMSIG(status)));
+    }
+    return g_strdup_printf("ended with wait status 0x%x", status);
+}
+
+static int exec_reap(ExecChannel *e)
+{
+    int status = 0;
+
+    while (waitpid(e->pid, &status, 0) < 0 && errno == EINTR) {
+        continue;
+    }
+    e->pid = 0;
+    return status;
+}
+
+static void exec_free(ExecChannel *e)
+{
+    if (e->pidfd >= 0) {
+        close(e->pidfd);
+    }
+    fd_channel_cleanup(&e->fdc);
+    g_free(e);
+}
+
+static void exec_abort(MigChannel *ch)
+{
+    ExecChannel *e = container_of(ch, ExecChannel, fdc.parent);
+
+    /* Close our end first so that a command's other processes see EOF. */
+    if (e->fdc.fd >= 0) {
+        close(e->fdc.fd);
+        e->fdc.fd = -1;
+    }
+    if (e->pid) {
+        kill(e->pid, SIGKILL);
+        exec_reap(e);
+    }
+    exec_free(e);
+}
+
+static bool exec_close(MigChannel *ch, Error **errp)
+{
+    ExecChannel *e = container_of(ch, ExecChannel, fdc.parent);
+    bool timed_out = false;
+
+    /* EOF on its stdin tells an outgoing command that the stream ended. */
+    close(e->fdc.fd);
+    e->fdc.fd = -1;
+
+    /* The wait is cancellable: a command that never exits must not hang. */
+    if (e->pidfd >= 0 &&
+        !fd_channel_wait(&e->fdc, e->pidfd, POLLIN, -1, &timed_out, errp)) {
+        error_prepend(errp, "waiting for the command: ");
+        exec_abort(ch);
+        return false;
+    }
+    int status = exec_reap(e);
+    bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    /*
+     * The loader stops at the end of the stream; a source command that
+     * still had bytes (padding, a trailer we do not read) dies of SIGPIPE.
+     */
+    if (!e->outgoing && WIFSIGNALED(status) && WTERMSIG(status) == SIGPIPE) {
+        ok = true;
+    }
+    if (!ok) {
+        g_autofree char *why = exec_status_message(status);
+        error_setg(errp, "%s: command %s", ch->description, why);
+    }
+    exec_free(e);
+    return ok;
+}
+
+static const MigChannelOps exec_ops = {
+    .writev_all = fd_channel_writev_all,
+    .read = fd_channel_read,
+    .close = exec_close,
+    .abort = exec_abort,
+    .cancel = fd_channel_cancel,
+};
+
+static MigChannel *exec_open(const char *command, bool outgoing,
+                             Error **errp)
+{
+    const char *argv[] = { "/bin/sh", "-c", command, NULL };
+    g_autoptr(GError) gerr = NULL;
+    g_autofree char *desc = g_strdup_printf("exec:%s", command);
+    GPid pid;
+    int fd = -1;
+
+    if (!*command) {
+        error_setg(errp, "exec: needs a command");
+        return NULL;
+    }
+    if (!g_spawn_async_with_pipes(NULL, (char **)argv, NULL,
+                                  G_SPAWN_DO_NOT_REAP_CHILD,
+                                  exec_child_setup, NULL, &pid,
+                                  outgoing ? &fd : NULL,
+                                  outgoing ? NULL : &fd, NULL, &gerr)) {
+        error_setg(errp, "%s: cannot start the command: %s", desc,
+                   gerr->message);
+        return NULL;
+    }
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+
+    ExecChannel *e = g_new0(ExecChannel, 1);
+    e->pid = pid;
+    e->outgoing = outgoing;
+    e->pidfd = syscall(SYS_pidfd_open, pid, 0);
+    if (!fd_channel_init(&e->fdc, &exec_ops, fd, desc, errp)) {
+        kill(pid, SIGKILL);
+        exec_reap(e);
+        if (e->pidfd >= 0) {
+            close(e->pidfd);
+        }
+        g_free(e);
+        return NULL;
+    }
+    return &e->fdc.parent;
+}
+
+MigChannel *mig_channel_exec_outgoing(const char *command, Error **errp)
+{
+    return exec_open(command, true, errp);
+}
+
+MigChannel *mig_channel_exec_incoming(const char *command, Error **errp)
+{
+    return exec_open(command, false, errp);
+}

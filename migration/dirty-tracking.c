@@ -1,0 +1,412 @@
+/*
+ * Dirty tracking for pre-copy (include/migration/dirty-tracking.h).
+ */
+#include "qemu/osdep.h"
+#include "migration/dirty-tracking.h"
+#include <linux/fs.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+
+/*
+ * Kernel 6.7+ UAPI that Debian 12's 6.1 headers lack; the values and the
+ * layouts are the kernel's ABI.
+ */
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
+#endif
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+#ifndef PAGEMAP_SCAN
+struct page_region {
+    uint64_t start;
+    uint64_t end;
+    uint64_t categories;
+};
+
+struct pm_scan_arg {
+    uint64_t size;
+    uint64_t flags;
+    uint64_t start;
+    uint64_t end;
+    uint64_t walk_end;
+    uint64_t vec;
+    uint64_t vec_len;
+    uint64_t max_pages;
+    uint64_t category_inverted;
+    uint64_t category_mask;
+    uint64_t category_anyof_mask;
+    uint64_t return_mask;
+};
+
+#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
+#define PM_SCAN_WP_MATCHING (1 << 0)
+#define PM_SCAN_CHECK_WPASYNC (1 << 1)
+#define PAGE_IS_WRITTEN (1 << 1)
+#endif
+
+#define PAGEMAP_SOFT_DIRTY (1ULL << 55)
+#define SCAN_VEC_LEN 1024
+#define SOFT_DIRTY_CHUNK 65536      /* pagemap entries per pread */
+
+struct DirtyTracker {
+    DirtyTrackingMethod method;
+    RAMBlock **blocks;
+    unsigned nblocks;
+    DirtyQuiesceOps quiesce;
+    int uffd;               /* pagemap-scan */
+    int pagemap_fd;
+    uint64_t last_sync_ns;
+};
+
+static uint64_t clock_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static int uffd_create(Error **errp)
+{
+    int fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+    /* Unprivileged users may only catch user-mode faults. */
+    if (fd < 0 && errno == EPERM) {
+        fd = syscall(SYS_userfaultfd,
+                     O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+    }
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "userfaultfd unavailable");
+    }
+    return fd;
+}
+
+static uint64_t uffd_features(Error **errp)
+{
+    struct uffdio_api api = { .api = UFFD_API };
+    int fd = uffd_create(errp);
+
+    if (fd < 0) {
+        return 0;
+    }
+    if (ioctl(fd, UFFDIO_API, &api) < 0) {
+        error_setg_errno(errp, errno, "UFFDIO_API failed");
+        api.features = 0;
+    }
+    close(fd);
+    return api.features;
+}
+
+bool dirty_tracking_supported(DirtyTrackingMethod method, Error **errp)
+{
+    if (method == DIRTY_TRACKING_SOFT_DIRTY) {
+        if (access("/proc/self/clear_refs", W_OK) < 0) {
+            error_setg_errno(errp, errno, "soft-dirty tracking needs "
+                             "/proc/self/clear_refs");
+            return false;
+        }
+        return true;
+    }
+    Error *err = NULL;
+    uint64_t features = uffd_features(&err);
+    if (err) {
+        error_propagate(errp, err);
+        error_prepend(errp, "pagemap-scan dirty tracking: ");
+        return false;
+    }
+    if (!(features & UFFD_FEATURE_WP_ASYNC)) {
+        error_setg(errp, "pagemap-scan dirty tracking needs userfaultfd "
+                   "asynchronous write-protect (Linux 6.7 or later)");
+        return false;
+    }
+    return true;
+}
+
+static bool uffd_wp_range(int uffd, RAMBlock *rb, bool protect,
+                          Error **errp)
+{
+    struct uffdio_writeprotect wp = {
+        .range = { .start = (uintptr_t)rb->host, .len = rb->used_length },
+        .mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+    };
+
+    if (ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) < 0) {
+        error_setg_errno(errp, errno, "RAMBlock %s: cannot %s write "
+                         "protection", rb->idstr,
+                         protect ? "set" : "remove");
+        return false;
+    }
+    return true;
+}
+
+static void pagemap_scan_stop(DirtyTracker *dt)
+{
+    for (unsigned i = 0; i < dt->nblocks; i++) {
+        RAMBlock *rb = dt->blocks[i];
+        struct uffdio_range range = {
+            .start = (uintptr_t)rb->host, .len = rb->used_length,
+        };
+        /*
+         * Unregistering also drops the protection on current kernels;
+         * removing it first does not rely on that.  Errors only mean the
+         * block was never registered.
+         */
+        uffd_wp_range(dt->uffd, rb, false, NULL);
+        ioctl(dt->uffd, UFFDIO_UNREGISTER, &range);
+    }
+}
+
+static bool pagemap_scan_start(DirtyTracker *dt, Error **errp)
+{
+    uint64_t available = uffd_features(errp);
+    uint64_t wanted = UFFD_FEATURE_WP_ASYNC;
+
+    if (!(available & UFFD_FEATURE_WP_ASYNC)) {
+        return dirty_tracking_supported(DIRTY_TRACKING_PAGEMAP_SCAN, errp);
+    }
+    /* Without it, holes are not reported anyway: this is only speed. */
+    wanted |= available & UFFD_FEATURE_WP_UNPOPULATED;
+    for (unsigned i = 0; i < dt->nblocks; i++) {
+        if (dt->blocks[i]->shared) {
+            wanted |= UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+        }
+    }
+    if ((wanted & available) != wanted) {
+        error_setg(errp, "userfaultfd lacks write-protect for shared memory");
+        return false;
+    }
+    dt->uffd = uffd_create(errp);
+    if (dt->uffd < 0) {
+        return false;
+    }
+    struct uffdio_api api = { .api = UFFD_API, .features = wanted };
+    if (ioctl(dt->uffd, UFFDIO_API, &api) < 0) {
+        error_setg_errno(errp, errno, "UFFDIO_API failed");
+        return false;
+    }
+    dt->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (dt->pagemap_fd < 0) {
+        error_setg_errno(errp, errno, "cannot open /proc/self/pagemap");
+        return false;
+    }
+    for (unsigned i = 0; i < dt->nblocks; i++) {
+        RAMBlock *rb = dt->blocks[i];
+        struct uffdio_register reg = {
+            .range = { .start = (uintptr_t)rb->host,
+                       .len = rb->used_length },
+            .mode = UFFDIO_REGISTER_MODE_WP,
+        };
+        if (ioctl(dt->uffd, UFFDIO_REGISTER, &reg) < 0) {
+            error_setg_errno(errp, errno, "RAMBlock %s: cannot register "
+                             "with userfaultfd", rb->idstr);
+            return false;
+        }
+        if (!uffd_wp_range(dt->uffd, rb, true, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int64_t pagemap_scan_sync(DirtyTracker *dt, DirtyRangeFn fn,
+                                 void *opaque, Error **errp)
+{
+    g_autofree struct page_region *vec =
+        g_new(struct page_region, SCAN_VEC_LEN);
+    int64_t pages = 0;
+
+    for (unsigned i = 0; i < dt->nblocks; i++) {
+        RAMBlock *rb = dt->blocks[i];
+        uint64_t start = (uintptr_t)rb->host;
+        uint64_t end = start + rb->used_length;
+
+        while (start < end) {
+            struct pm_scan_arg arg = {
+                .size = sizeof(arg),
+                /* Report and re-protect in one step: no write is lost. */
+                .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+                .start = start,
+                .end = end,
+                .vec = (uintptr_t)vec,
+                .vec_len = SCAN_VEC_LEN,
+                .category_mask = PAGE_IS_WRITTEN,
+                .return_mask = PAGE_IS_WRITTEN,
+            };
+            int n = ioctl(dt->pagemap_fd, PAGEMAP_SCAN, &arg);
+            if (n < 0) {
+                error_setg_errno(errp, errno, "RAMBlock %s: PAGEMAP_SCAN "
+                                 "failed", rb->idstr);
+                return -1;
+            }
+            for (int r = 0; r < n; r++) {
+                uint64_t first = (vec[r].start - (uintptr_t)rb->host)
+                                 >> TARGET_PAGE_BITS;
+                uint64_t count = (vec[r].end - vec[r].start)
+                                 >> TARGET_PAGE_BITS;
+                fn(rb, first, count, opaque);
+                pages += count;
+            }
+            if (arg.walk_end <= start) {
+                error_setg(errp, "RAMBlock %s: PAGEMAP_SCAN made no "
+                           "progress", rb->idstr);
+                return -1;
+            }
+            start = arg.walk_end;
+        }
+    }
+    return pages;
+}
+
+static bool soft_dirty_clear(Error **errp)
+{
+    int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+    bool ok = fd >= 0 && write(fd, "4", 1) == 1;
+
+    if (!ok) {
+        error_setg_errno(errp, errno, "cannot clear soft-dirty bits");
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    return ok;
+}
+
+static bool soft_dirty_start(DirtyTracker *dt, Error **errp)
+{
+    if (!dt->quiesce.pause || !dt->quiesce.resume) {
+        error_setg(errp, "soft-dirty tracking needs a way to pause writers");
+        return false;
+    }
+    dt->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (dt->pagemap_fd < 0) {
+        error_setg_errno(errp, errno, "cannot open /proc/self/pagemap");
+        return false;
+    }
+    return soft_dirty_clear(errp);
+}
+
+static int64_t soft_dirty_read(DirtyTracker *dt, DirtyRangeFn fn,
+                               void *opaque, Error **errp)
+{
+    g_autofree uint64_t *entries = g_new(uint64_t, SOFT_DIRTY_CHUNK);
+    int64_t pages = 0;
+
+    for (unsigned i = 0; i < dt->nblocks; i++) {
+        RAMBlock *rb = dt->blocks[i];
+        uint64_t npages = ramblock_pages(rb);
+        uint64_t base = (uintptr_t)rb->host >> TARGET_PAGE_BITS;
+
+        for (uint64_t p = 0; p < npages; p += SOFT_DIRTY_CHUNK) {
+            uint64_t n = MIN(SOFT_DIRTY_CHUNK, npages - p);
+            ssize_t len = pread(dt->pagemap_fd, entries, n * 8,
+                                (base + p) * 8);
+            if (len != (ssize_t)(n * 8)) {
+                error_setg_errno(errp, len < 0 ? errno : EIO,
+                                 "RAMBlock %s: cannot read pagemap",
+                                 rb->idstr);
+                return -1;
+            }
+            uint64_t run = 0;
+            for (uint64_t j = 0; j <= n; j++) {
+                if (j < n && (entries[j] & PAGEMAP_SOFT_DIRTY)) {
+                    run++;
+                    continue;
+                }
+                if (run) {
+                    fn(rb, p + j - run, run, opaque);
+                    pages += run;
+                    run = 0;
+                }
+            }
+        }
+    }
+    return pages;
+}
+
+static int64_t soft_dirty_sync(DirtyTracker *dt, DirtyRangeFn fn,
+                               void *opaque, Error **errp)
+{
+    /*
+     * Reading the bits and clearing them are two system calls: a write in
+     * between would be cleared unseen, so nobody writes meanwhile.
+     */
+    dt->quiesce.pause(dt->quiesce.opaque);
+    int64_t pages = soft_dirty_read(dt, fn, opaque, errp);
+    if (pages >= 0 && !soft_dirty_clear(errp)) {
+        pages = -1;
+    }
+    dt->quiesce.resume(dt->quiesce.opaque);
+    return pages;
+}
+
+DirtyTracker *dirty_tracker_start(DirtyTrackingMethod method,
+                                  RAMBlock *const *blocks, unsigned nblocks,
+                                  const DirtyQuiesceOps *quiesce,
+                                  Error **errp)
+{
+    DirtyTracker *dt = g_new0(DirtyTracker, 1);
+    bool ok;
+
+    dt->method = method;
+    dt->blocks = g_memdup2(blocks, sizeof(*blocks) * nblocks);
+    dt->nblocks = nblocks;
+    dt->uffd = -1;
+    dt->pagemap_fd = -1;
+    if (quiesce) {
+        dt->quiesce = *quiesce;
+    }
+    uint64_t t0 = clock_ns();
+    if (method == DIRTY_TRACKING_SOFT_DIRTY) {
+        ok = soft_dirty_start(dt, errp);
+    } else {
+        ok = pagemap_scan_start(dt, errp);
+    }
+    dt->last_sync_ns = clock_ns() - t0;
+    if (!ok) {
+        dirty_tracker_stop(dt);
+        return NULL;
+    }
+    return dt;
+}
+
+int64_t dirty_tracker_sync(DirtyTracker *dt, DirtyRangeFn fn, void *opaque,
+                           Error **errp)
+{
+    uint64_t t0 = clock_ns();
+    int64_t pages;
+
+    if (dt->method == DIRTY_TRACKING_SOFT_DIRTY) {
+        pages = soft_dirty_sync(dt, fn, opaque, errp);
+    } else {
+        pages = pagemap_scan_sync(dt, fn, opaque, errp);
+    }
+    dt->last_sync_ns = clock_ns() - t0;
+    return pages;
+}
+
+uint64_t dirty_tracker_last_sync_ns(DirtyTracker *dt)
+{
+    return dt->last_sync_ns;
+}
+
+void dirty_tracker_stop(DirtyTracker *dt)
+{
+    if (!dt) {
+        return;
+    }
+    if (dt->uffd >= 0) {
+        pagemap_scan_stop(dt);
+        close(dt->uffd);
+    }
+    if (dt->pagemap_fd >= 0) {
+        close(dt->pagemap_fd);
+    }
+    g_free(dt->blocks);
+    g_free(dt);
+}

@@ -1,0 +1,96 @@
+/*
+ * Capabilities and parameters (include/migration/options.h).
+ */
+#include "qemu/osdep.h"
+#include "migration/options.h"
+
+static const char *const capability_names[MIGRATION_CAPABILITY__MAX] = {
+    [MIGRATION_CAPABILITY_EVENTS] = "events",
+    [MIGRATION_CAPABILITY_BACKGROUND_SNAPSHOT] = "background-snapshot",
+};
+
+static const char *const dirty_tracking_names[DIRTY_TRACKING__MAX] = {
+    [DIRTY_TRACKING_PAGEMAP_SCAN] = "pagemap-scan",
+    [DIRTY_TRACKING_SOFT_DIRTY] = "soft-dirty",
+};
+
+void migration_options_init(MigrationOptions *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    opts->params.max_bandwidth = MIGRATION_DEFAULT_MAX_BANDWIDTH;
+    opts->params.downtime_limit = MIGRATION_DEFAULT_DOWNTIME_LIMIT;
+    opts->params.x_dirty_tracking = DIRTY_TRACKING_PAGEMAP_SCAN;
+}
+
+const char *migration_capability_name(MigrationCapability cap)
+{
+    g_assert(cap < MIGRATION_CAPABILITY__MAX);
+    return capability_names[cap];
+}
+
+int migration_capability_from_name(const char *name)
+{
+    for (int i = 0; i < MIGRATION_CAPABILITY__MAX; i++) {
+        if (!strcmp(capability_names[i], name)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+const char *dirty_tracking_method_name(DirtyTrackingMethod method)
+{
+    g_assert(method < DIRTY_TRACKING__MAX);
+    return dirty_tracking_names[method];
+}
+
+int dirty_tracking_method_from_name(const char *name)
+{
+    for (int i = 0; i < DIRTY_TRACKING__MAX; i++) {
+        if (!strcmp(dirty_tracking_names[i], name)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/*
+ * Hook for the background snapshot: until it lands, the capability is
+ * declared (so that clients see QEMU's name) but cannot be turned on.
+ */
+bool migration_background_snapshot_check(Error **errp)
+{
+    error_setg(errp, "Capability 'background-snapshot' is not implemented "
+               "yet");
+    return false;
+}
+
+bool migration_caps_check(const bool *caps, Error **errp)
+{
+    if (caps[MIGRATION_CAPABILITY_BACKGROUND_SNAPSHOT] &&
+        !migration_background_snapshot_check(errp)) {
+        return false;
+    }
+    return true;
+}
+
+bool migration_params_check(const MigrationParameters *params, Error **errp)
+{
+    if (params->downtime_limit > MIGRATION_MAX_DOWNTIME_LIMIT) {
+        error_setg(errp, "Parameter 'downtime_limit' expects an integer in "
+                   "the range of 0 to %d milliseconds",
+                   MIGRATION_MAX_DOWNTIME_LIMIT);
+        return false;
+    }
+    if (params->max_bandwidth > SIZE_MAX) {
+        error_setg(errp, "Parameter 'max_bandwidth' expects an integer in "
+                   "the range of 0 to %zu bytes/second", SIZE_MAX);
+        return false;
+    }
+    if (params->x_dirty_tracking >= DIRTY_TRACKING__MAX) {
+        error_setg(errp, "Parameter 'x-dirty-tracking' expects "
+                   "'pagemap-scan' or 'soft-dirty'");
+        return false;
+    }
+    return true;
+}
