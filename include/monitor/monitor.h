@@ -57,6 +57,14 @@ void qmp_register_command(const char *name, const QmpArgSpec *args,
                           QmpCommandFunc fn, void *opaque,
                           QmpCommandFlags flags);
 
+/*
+ * For getfd: take over the descriptor that arrived with SCM_RIGHTS on the
+ * QMP unix socket session whose command is being dispatched (the last one
+ * received, as QEMU keeps it).  Returns -1 if none came.  Only meaningful
+ * inside a command handler, in the main loop thread.
+ */
+int monitor_take_passed_fd(void);
+
 /* ---- events ---- */
 
 /*

@@ -1,0 +1,363 @@
+/*
+ * QMP commands of migration (documented in qapi/migration.json).  Each is
+ * a thin shell over migration.c / options.c.
+ */
+#include "qemu/osdep.h"
+#include "migration/migration.h"
+#include "migration/dirty-tracking.h"
+#include "monitor/monitor.h"
+
+/*
+ * Until the monitor passes descriptors received with SCM_RIGHTS, getfd
+ * finds none; the monitor's definition replaces this one at link time.
+ */
+__attribute__((weak)) int monitor_take_passed_fd(void)
+{
+    return -1;
+}
+
+static JsonNode *json_node_from_object(JsonObject *obj)
+{
+    JsonNode *node = json_node_alloc();
+
+    json_node_init_object(node, obj);
+    json_object_unref(obj);
+    return node;
+}
+
+static JsonNode *json_node_from_array(JsonArray *arr)
+{
+    JsonNode *node = json_node_alloc();
+
+    json_node_init_array(node, arr);
+    json_array_unref(arr);
+    return node;
+}
+
+static const char *arg_str(JsonObject *args, const char *name)
+{
+    return json_object_has_member(args, name) ?
+           json_object_get_string_member(args, name) : NULL;
+}
+
+static JsonNode *qmp_migrate(JsonObject *args, void *opaque, Error **errp)
+{
+    MigrationState *s = opaque;
+
+    if (json_object_has_member(args, "resume") &&
+        json_object_get_boolean_member(args, "resume")) {
+        error_setg(errp, "Migration resume is only for a paused postcopy "
+                   "migration, which snapvm does not do");
+        return NULL;
+    }
+    /* "detach" is accepted and ignored: QMP migrate always returns at once. */
+    migration_start(s, arg_str(args, "uri"), errp);
+    return NULL;
+}
+
+static JsonNode *qmp_migrate_incoming(JsonObject *args, void *opaque,
+                                      Error **errp)
+{
+    migration_incoming_deferred_start(opaque, arg_str(args, "uri"), errp);
+    return NULL;
+}
+
+static JsonNode *qmp_migrate_cancel(JsonObject *args, void *opaque,
+                                    Error **errp)
+{
+    migration_cancel(opaque);
+    return NULL;
+}
+
+JsonObject *migration_info_to_json(MigrationState *s)
+{
+    MigrationStatus status;
+    MigrationStats st;
+    g_autofree char *error_desc = NULL;
+    JsonObject *info = json_object_new();
+
+    migration_get_stats(s, &status, &st, &error_desc);
+    if (status == MIGRATION_STATUS_NONE) {
+        return info;    /* QEMU answers {} before the first migration */
+    }
+    json_object_set_string_member(info, "status",
+                                  migration_status_name(status));
+    json_object_set_int_member(info, "total-time", st.total_time);
+    if (status == MIGRATION_STATUS_COMPLETED) {
+        json_object_set_int_member(info, "downtime", st.downtime);
+    } else if (status == MIGRATION_STATUS_ACTIVE) {
+        json_object_set_int_member(info, "expected-downtime",
+                                   st.expected_downtime);
+    }
+    json_object_set_int_member(info, "setup-time", st.setup_time);
+    if (status != MIGRATION_STATUS_SETUP) {
+        JsonObject *ram = json_object_new();
+        json_object_set_int_member(ram, "transferred", st.ram.transferred);
+        json_object_set_int_member(ram, "remaining", st.ram_remaining);
+        json_object_set_int_member(ram, "total", st.ram_total);
+        json_object_set_int_member(ram, "duplicate", st.ram.duplicate);
+        json_object_set_int_member(ram, "normal", st.ram.normal);
+        json_object_set_int_member(ram, "normal-bytes", st.ram.normal_bytes);
+        json_object_set_int_member(ram, "pages-per-second",
+                                   st.pages_per_second);
+        json_object_set_double_member(ram, "mbps", st.mbps);
+        json_object_set_int_member(ram, "dirty-sync-count",
+                                   st.dirty_sync_count);
+        json_object_set_int_member(ram, "dirty-pages-rate",
+                                   st.dirty_pages_rate);
+        json_object_set_int_member(ram, "page-size", TARGET_PAGE_SIZE);
+        json_object_set_object_member(info, "ram", ram);
+        if (st.dirty_sync_count) {
+            json_object_set_int_member(info, "x-dirty-sync-time-us",
+                                       st.last_sync_us);
+            json_object_set_boolean_member(info, "x-precopy-converged",
+                                           st.precopy_converged);
+        }
+    }
+    if (error_desc && (status == MIGRATION_STATUS_FAILED ||
+                       status == MIGRATION_STATUS_CANCELLED)) {
+        json_object_set_string_member(info, "error-desc", error_desc);
+    }
+    return info;
+}
+
+static JsonNode *qmp_query_migrate(JsonObject *args, void *opaque,
+                                   Error **errp)
+{
+    return json_node_from_object(migration_info_to_json(opaque));
+}
+
+static bool migration_options_locked(MigrationState *s, Error **errp)
+{
+    if (migration_is_running(s)) {
+        error_setg(errp, "There's a migration process in progress");
+        return true;
+    }
+    return false;
+}
+
+bool migration_set_capability(MigrationState *s, const char *name, bool on,
+                              Error **errp)
+{
+    int cap = migration_capability_from_name(name);
+
+    if (cap < 0) {
+        error_setg(errp, "Parameter 'capability' does not accept value '%s'",
+                   name);
+        return false;
+    }
+    if (migration_options_locked(s, errp)) {
+        return false;
+    }
+    bool caps[MIGRATION_CAPABILITY__MAX];
+    memcpy(caps, s->options.caps, sizeof(caps));
+    caps[cap] = on;
+    if (!migration_caps_check(caps, errp)) {
+        return false;
+    }
+    memcpy(s->options.caps, caps, sizeof(caps));
+    return true;
+}
+
+static JsonNode *qmp_migrate_set_capabilities(JsonObject *args, void *opaque,
+                                              Error **errp)
+{
+    MigrationState *s = opaque;
+    JsonArray *list = json_object_get_array_member(args, "capabilities");
+    bool caps[MIGRATION_CAPABILITY__MAX];
+
+    if (migration_options_locked(s, errp)) {
+        return NULL;
+    }
+    memcpy(caps, s->options.caps, sizeof(caps));
+    /* All or nothing: check every entry before changing anything. */
+    for (guint i = 0; i < json_array_get_length(list); i++) {
+        JsonNode *node = json_array_get_element(list, i);
+        JsonObject *item = JSON_NODE_HOLDS_OBJECT(node) ?
+                           json_node_get_object(node) : NULL;
+        JsonNode *name = item ? json_object_get_member(item, "capability")
+                              : NULL;
+        JsonNode *state = item ? json_object_get_member(item, "state")
+                               : NULL;
+        if (!name || json_node_get_value_type(name) != G_TYPE_STRING ||
+            !state || json_node_get_value_type(state) != G_TYPE_BOOLEAN) {
+            error_setg(errp, "Invalid parameter type for 'capabilities', "
+                       "expected: MigrationCapabilityStatus "
+                       "{capability: str, state: bool}");
+            return NULL;
+        }
+        int cap = migration_capability_from_name(json_node_get_string(name));
+        if (cap < 0) {
+            error_setg(errp, "Parameter 'capability' does not accept value "
+                       "'%s'", json_node_get_string(name));
+            return NULL;
+        }
+        caps[cap] = json_node_get_boolean(state);
+    }
+    if (!migration_caps_check(caps, errp)) {
+        return NULL;
+    }
+    memcpy(s->options.caps, caps, sizeof(caps));
+    return NULL;
+}
+
+static JsonNode *qmp_query_migrate_capabilities(JsonObject *args,
+                                                void *opaque, Error **errp)
+{
+    MigrationState *s = opaque;
+    JsonArray *list = json_array_new();
+
+    for (int i = 0; i < MIGRATION_CAPABILITY__MAX; i++) {
+        JsonObject *item = json_object_new();
+        json_object_set_string_member(item, "capability",
+                                      migration_capability_name(i));
+        json_object_set_boolean_member(item, "state", s->options.caps[i]);
+        json_array_add_object_element(list, item);
+    }
+    return json_node_from_array(list);
+}
+
+static bool param_uint(JsonObject *args, const char *name, uint64_t *out,
+                       Error **errp)
+{
+    if (!json_object_has_member(args, name)) {
+        return true;
+    }
+    int64_t v = json_object_get_int_member(args, name);
+    if (v < 0) {
+        error_setg(errp, "Parameter '%s' expects a non-negative integer",
+                   name);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool migration_set_parameters_json(MigrationState *s, JsonObject *args,
+                                   Error **errp)
+{
+    MigrationParameters params = s->options.params;
+    const char *tracking = arg_str(args, "x-dirty-tracking");
+
+    if (migration_options_locked(s, errp)) {
+        return false;
+    }
+    if (!param_uint(args, "max-bandwidth", &params.max_bandwidth, errp) ||
+        !param_uint(args, "downtime-limit", &params.downtime_limit, errp)) {
+        return false;
+    }
+    if (tracking) {
+        int m = dirty_tracking_method_from_name(tracking);
+        if (m < 0) {
+            error_setg(errp, "Parameter 'x-dirty-tracking' does not accept "
+                       "value '%s'", tracking);
+            return false;
+        }
+        if (!dirty_tracking_supported(m, errp)) {
+            return false;
+        }
+        params.x_dirty_tracking = m;
+    }
+    if (!migration_params_check(&params, errp)) {
+        return false;
+    }
+    s->options.params = params;
+    return true;
+}
+
+static JsonNode *qmp_migrate_set_parameters(JsonObject *args, void *opaque,
+                                            Error **errp)
+{
+    migration_set_parameters_json(opaque, args, errp);
+    return NULL;
+}
+
+JsonObject *migration_parameters_to_json(MigrationState *s)
+{
+    const MigrationParameters *p = &s->options.params;
+    JsonObject *obj = json_object_new();
+
+    json_object_set_int_member(obj, "max-bandwidth", p->max_bandwidth);
+    json_object_set_int_member(obj, "downtime-limit", p->downtime_limit);
+    json_object_set_string_member(obj, "x-dirty-tracking",
+                                  dirty_tracking_method_name(
+                                      p->x_dirty_tracking));
+    return obj;
+}
+
+static JsonNode *qmp_query_migrate_parameters(JsonObject *args, void *opaque,
+                                              Error **errp)
+{
+    return json_node_from_object(migration_parameters_to_json(opaque));
+}
+
+static JsonNode *qmp_getfd(JsonObject *args, void *opaque, Error **errp)
+{
+    MigrationState *s = opaque;
+    int fd = monitor_take_passed_fd();
+
+    if (fd < 0) {
+        error_setg(errp, "No file descriptor supplied via SCM_RIGHTS");
+        return NULL;
+    }
+    if (!mig_fd_store_add(s->fds, arg_str(args, "fdname"), fd, errp)) {
+        close(fd);
+    }
+    return NULL;
+}
+
+static JsonNode *qmp_closefd(JsonObject *args, void *opaque, Error **errp)
+{
+    MigrationState *s = opaque;
+
+    mig_fd_store_close(s->fds, arg_str(args, "fdname"), errp);
+    return NULL;
+}
+
+void migration_register_qmp_commands(MigrationState *s)
+{
+    static const QmpArgSpec migrate_args[] = {
+        { "uri", QMP_ARG_STR },
+        { "detach", QMP_ARG_BOOL, true },
+        { "resume", QMP_ARG_BOOL, true },
+        QMP_ARGS_END
+    };
+    static const QmpArgSpec uri_args[] = {
+        { "uri", QMP_ARG_STR },
+        QMP_ARGS_END
+    };
+    static const QmpArgSpec caps_args[] = {
+        { "capabilities", QMP_ARG_ARRAY },
+        QMP_ARGS_END
+    };
+    static const QmpArgSpec params_args[] = {
+        { "max-bandwidth", QMP_ARG_INT, true },
+        { "downtime-limit", QMP_ARG_INT, true },
+        { "x-dirty-tracking", QMP_ARG_STR, true },
+        QMP_ARGS_END
+    };
+    static const QmpArgSpec fdname_args[] = {
+        { "fdname", QMP_ARG_STR },
+        QMP_ARGS_END
+    };
+
+    qmp_register_command("migrate", migrate_args, qmp_migrate, s,
+                         QMP_CMD_NONE);
+    qmp_register_command("migrate-incoming", uri_args, qmp_migrate_incoming,
+                         s, QMP_CMD_NONE);
+    qmp_register_command("migrate_cancel", NULL, qmp_migrate_cancel, s,
+                         QMP_CMD_NONE);
+    qmp_register_command("query-migrate", NULL, qmp_query_migrate, s,
+                         QMP_CMD_NONE);
+    qmp_register_command("migrate-set-capabilities", caps_args,
+                         qmp_migrate_set_capabilities, s, QMP_CMD_NONE);
+    qmp_register_command("query-migrate-capabilities", NULL,
+                         qmp_query_migrate_capabilities, s, QMP_CMD_NONE);
+    qmp_register_command("migrate-set-parameters", params_args,
+                         qmp_migrate_set_parameters, s, QMP_CMD_NONE);
+    qmp_register_command("query-migrate-parameters", NULL,
+                         qmp_query_migrate_parameters, s, QMP_CMD_NONE);
+    qmp_register_command("getfd", fdname_args, qmp_getfd, s, QMP_CMD_NONE);
+    qmp_register_command("closefd", fdname_args, qmp_closefd, s,
+                         QMP_CMD_NONE);
+}
