@@ -342,21 +342,30 @@ uint8_t qemu_get_byte(QEMUFile *f)
 uint16_t qemu_get_be16(QEMUFile *f)
 {
     uint16_t be;
-    qemu_get_buffer(f, &be, sizeof(be));
+
+    if (qemu_get_buffer(f, &be, sizeof(be)) < sizeof(be)) {
+        return 0;
+    }
     return GUINT16_FROM_BE(be);
 }
 
 uint32_t qemu_get_be32(QEMUFile *f)
 {
     uint32_t be;
-    qemu_get_buffer(f, &be, sizeof(be));
+
+    if (qemu_get_buffer(f, &be, sizeof(be)) < sizeof(be)) {
+        return 0;
+    }
     return GUINT32_FROM_BE(be);
 }
 
 uint64_t qemu_get_be64(QEMUFile *f)
 {
     uint64_t be;
-    qemu_get_buffer(f, &be, sizeof(be));
+
+    if (qemu_get_buffer(f, &be, sizeof(be)) < sizeof(be)) {
+        return 0;
+    }
     return GUINT64_FROM_BE(be);
 }
 

@@ -388,7 +388,8 @@ static int ram_load_find_block(RAMLoadState *rl, const char *idstr)
 }
 
 static bool ram_load_block_list(RAMLoadState *rl, QEMUFile *f,
-                                uint64_t total, Error **errp)
+                                uint64_t total, uint64_t list_at,
+                                Error **errp)
 {
     uint64_t listed = 0;
     unsigned max = rl->ms ? machine_ram_block_count(rl->ms)
@@ -449,7 +450,8 @@ static bool ram_load_block_list(RAMLoadState *rl, QEMUFile *f,
         RAMBLOCK_FOREACH(rl->ms, rb) {
             if (ram_load_find_block(rl, rb->idstr) < 0) {
                 error_setg(errp, "RAM block '%s' of this machine is missing "
-                           "from the stream", rb->idstr);
+                           "from the stream's block list at offset %" PRIu64,
+                           rb->idstr, list_at);
                 return false;
             }
         }
@@ -538,7 +540,7 @@ bool ram_load_section(RAMLoadState *rl, QEMUFile *f, bool is_start,
         }
         if (flags == RAM_SAVE_FLAG_MEM_SIZE && is_start && first) {
             first = false;
-            if (!ram_load_block_list(rl, f, addr, errp)) {
+            if (!ram_load_block_list(rl, f, addr, at, errp)) {
                 return false;
             }
             rl->started = true;
