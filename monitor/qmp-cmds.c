@@ -5,6 +5,7 @@
  */
 #include "qemu/osdep.h"
 #include "monitor-internal.h"
+#include "hw/boards.h"
 
 static JsonNode *qmp_capabilities(JsonObject *args, void *opaque,
                                   Error **errp)
@@ -67,7 +68,8 @@ static JsonNode *qmp_human_monitor_command(JsonObject *args, void *opaque,
 
     if (json_object_has_member(args, "cpu-index")) {
         cpu_index = json_object_get_int_member(args, "cpu-index");
-        if (cpu_index < 0 || cpu_index > INT_MAX) {
+        if (cpu_index < 0 ||
+            (ms && cpu_index >= machine_cpu_count(ms))) {
             error_setg(errp, "Invalid CPU index");
             return NULL;
         }

@@ -109,8 +109,19 @@ static void test_cpu_index_is_checked(void)
         " \"arguments\": {\"command-line\": \"info status\","
         " \"cpu-index\": -1}}");
 
+    g_autoptr(JsonObject) too_big = qtest_qmp(qts,
+        "{\"execute\": \"human-monitor-command\","
+        " \"arguments\": {\"command-line\": \"info status\","
+        " \"cpu-index\": 1}}");
+    g_autofree char *cpu0 = NULL;
+
     g_assert_cmpstr(qtest_reply_error_desc(reply, "GenericError"), ==,
                     "Invalid CPU index");
+    /* One vCPU: index 1 does not exist. */
+    g_assert_cmpstr(qtest_reply_error_desc(too_big, "GenericError"), ==,
+                    "Invalid CPU index");
+    cpu0 = qtest_hmp(qts, "info status");
+    g_assert_true(g_str_has_prefix(cpu0, "VM status: "));
     qtest_quit(qts);
 }
 
