@@ -6,6 +6,7 @@
 #include <linux/fs.h>
 #include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 
@@ -103,6 +104,39 @@ static uint64_t uffd_features(Error **errp)
     return api.features;
 }
 
+/*
+ * A kernel built without CONFIG_MEM_SOFT_DIRTY accepts clear_refs "4" and
+ * simply never sets bit 55, which would make every page look clean: probe
+ * that a freshly written page reads soft-dirty.
+ */
+static bool soft_dirty_probe(Error **errp)
+{
+    uint8_t *page = mmap(NULL, TARGET_PAGE_SIZE, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    uint64_t entry = 0;
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    bool ok = false;
+
+    if (page != MAP_FAILED && fd >= 0) {
+        page[0] = 1;
+        ok = pread(fd, &entry, 8,
+                   ((uintptr_t)page >> TARGET_PAGE_BITS) * 8) == 8 &&
+             (entry & PAGEMAP_SOFT_DIRTY);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (page != MAP_FAILED) {
+        munmap(page, TARGET_PAGE_SIZE);
+    }
+    if (!ok) {
+        error_setg(errp, "soft-dirty tracking is unavailable: this kernel "
+                   "does not set the pagemap soft-dirty bit "
+                   "(CONFIG_MEM_SOFT_DIRTY)");
+    }
+    return ok;
+}
+
 bool dirty_tracking_supported(DirtyTrackingMethod method, Error **errp)
 {
     if (method == DIRTY_TRACKING_SOFT_DIRTY) {
@@ -111,7 +145,7 @@ bool dirty_tracking_supported(DirtyTrackingMethod method, Error **errp)
                              "/proc/self/clear_refs");
             return false;
         }
-        return true;
+        return soft_dirty_probe(errp);
     }
     Error *err = NULL;
     uint64_t features = uffd_features(&err);
@@ -279,6 +313,9 @@ static bool soft_dirty_clear(Error **errp)
 
 static bool soft_dirty_start(DirtyTracker *dt, Error **errp)
 {
+    if (!dirty_tracking_supported(DIRTY_TRACKING_SOFT_DIRTY, errp)) {
+        return false;
+    }
     if (!dt->quiesce.pause || !dt->quiesce.resume) {
         error_setg(errp, "soft-dirty tracking needs a way to pause writers");
         return false;
