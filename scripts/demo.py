@@ -13,6 +13,7 @@ this starts is ended on every path, by its pid.
 import argparse
 import json
 import os
+import re
 import sys
 import subprocess
 import time
@@ -47,6 +48,27 @@ def serial_growth(vm, seconds):
     before = len(vm.serial_output())
     time.sleep(seconds)
     return len(vm.serial_output()) - before
+
+
+MiB = 1 << 20
+
+
+def parse_size(text):
+    """-m's syntax: a number with an optional K/M/G/T suffix, MiB if none."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    if text[-1:].upper() in units:
+        return int(text[:-1]) * units[text[-1].upper()]
+    return int(text) * MiB
+
+
+def guest_rbx(qmp):
+    """vCPU 0's RBX, read with HMP through QMP (human-monitor-command)."""
+    out = qmp.command("human-monitor-command",
+                      **{"command-line": "info registers"})
+    match = re.search(r"RBX=([0-9a-fA-F]+)", out)
+    if not match:
+        raise CheckFailed("no RBX in 'info registers': %r" % out[:200])
+    return int(match.group(1), 16)
 
 
 def wait_serial_output(vm, timeout):
@@ -93,6 +115,10 @@ def boot_and_pause_resume(args):
               "STOP event, query-status says paused")
         grown = serial_growth(vm, args.interval)
         check(grown == 0, "serial output did not grow while paused")
+        rbx = guest_rbx(qmp)
+        check(MiB <= rbx < parse_size(args.mem),
+              "HMP 'info registers': RBX = %#x, a page of the sweep" % rbx)
+        check(guest_rbx(qmp) == rbx, "RBX stays put while paused")
 
         step("cont")
         qmp.command("cont")
@@ -101,6 +127,11 @@ def boot_and_pause_resume(args):
               "RESUME event, query-status says running")
         grown = serial_growth(vm, args.interval)
         check(grown > 0, "serial output grew by %d bytes again" % grown)
+        qmp.command("stop")
+        qmp.wait_event("STOP")
+        check(guest_rbx(qmp) != rbx, "RBX moved on while running")
+        qmp.command("cont")
+        qmp.wait_event("RESUME")
 
         step("quit")
         qmp.command("quit")
