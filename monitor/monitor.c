@@ -86,6 +86,18 @@ char *monitor_free_capture(Monitor *mon)
     return text;
 }
 
+/*
+ * A client that hangs up must cost us its session, not the process: socket
+ * writes never raise SIGPIPE, whatever main() did with the signal.
+ */
+static ssize_t monitor_raw_write(Monitor *mon, const void *buf, size_t len)
+{
+    if (mon->listener) {
+        return send(mon->out_fd, buf, len, MSG_NOSIGNAL);
+    }
+    return write(mon->out_fd, buf, len);
+}
+
 /* Best effort, bounded: used only at exit for what is still queued. */
 static void monitor_flush_at_exit(Monitor *mon)
 {
@@ -93,7 +105,8 @@ static void monitor_flush_at_exit(Monitor *mon)
 
     while (mon->outbuf->len && !mon->dead &&
            g_get_monotonic_time() < deadline) {
-        ssize_t n = write(mon->out_fd, mon->outbuf->data, mon->outbuf->len);
+        ssize_t n = monitor_raw_write(mon, mon->outbuf->data,
+                                      mon->outbuf->len);
         if (n > 0) {
             g_byte_array_remove_range(mon->outbuf, 0, n);
         } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
@@ -166,7 +179,8 @@ static gboolean monitor_out_ready(gint fd, GIOCondition cond, gpointer opaque);
 static void monitor_flush(Monitor *mon)
 {
     while (mon->outbuf->len) {
-        ssize_t n = write(mon->out_fd, mon->outbuf->data, mon->outbuf->len);
+        ssize_t n = monitor_raw_write(mon, mon->outbuf->data,
+                                      mon->outbuf->len);
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -216,7 +230,7 @@ void monitor_write(Monitor *mon, const char *buf, size_t len)
     if (!mon->out_nonblocking) {
         /* stdio belongs to the user; a blocking write is what they expect. */
         while (len) {
-            ssize_t n = write(mon->out_fd, buf, len);
+            ssize_t n = monitor_raw_write(mon, buf, len);
             if (n < 0 && errno == EINTR) {
                 continue;
             }

@@ -387,6 +387,50 @@ static void test_stuck_client_is_dropped(void)
     qtest_quit(qts);
 }
 
+static void test_qmp_on_stdio(void)
+{
+    g_autofree char *out = NULL, *err = NULL;
+    int code = qtest_run_with_input(
+        "-m 32M -S -serial none -qmp stdio",
+        "{\"execute\": \"query-status\", \"id\": 0}"
+        "{\"execute\": \"qmp_capabilities\"}\n"
+        "{\"execute\": \"query-status\", \"id\": 1}"
+        "{\"execute\": \"quit\", \"id\": 2}",
+        30000, &out, &err);
+    g_auto(GStrv) lines = g_strsplit(out, "\r\n", -1);
+
+    g_assert_cmpint(code, ==, 0);
+    g_assert_cmpuint(g_strv_length(lines), >=, 5);
+    g_assert_true(g_str_has_prefix(lines[0], "{\"QMP\":"));
+    g_assert_nonnull(strstr(lines[1], "Expecting capabilities negotiation"));
+    g_assert_cmpstr(lines[2], ==, "{\"return\":{}}");
+    g_assert_nonnull(strstr(lines[3], "\"status\":\"prelaunch\""));
+    g_assert_nonnull(strstr(out, "{\"return\":{},\"id\":2}\r\n"));
+}
+
+static void test_bad_monitor_options(void)
+{
+    static const char *const specs[] = {
+        "-qmp tcp:127.0.0.1:4444",
+        "-qmp unix:/nonexistent-dir/qmp.sock,server=on,wait=off",
+        "-qmp unix:/tmp/x.sock,wait=off",
+        "-qmp unix:/tmp/x.sock,server=maybe",
+        "-monitor unix:,server=on",
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(specs); i++) {
+        g_autofree char *args = g_strdup_printf("-m 32M -S %s", specs[i]);
+        g_autofree char *err = NULL;
+        int code = qtest_run(args, 30000, NULL, &err);
+
+        g_assert_cmpint(code, ==, 1);
+        /* One line, naming the option. */
+        g_assert_nonnull(strstr(err, specs[i][1] == 'q' ? "-qmp"
+                                                        : "-monitor"));
+        g_assert_cmpint(strchr(err, '\n') - err, ==, (int)strlen(err) - 1);
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -408,6 +452,9 @@ int main(int argc, char **argv)
     g_test_add_func("/qmp/clients/stuck-client-is-dropped",
                     test_stuck_client_is_dropped);
     g_test_add_func("/qmp/socket/mode-0600", test_socket_is_private);
+    g_test_add_func("/qmp/transport/stdio", test_qmp_on_stdio);
+    g_test_add_func("/qmp/transport/bad-options-exit-1",
+                    test_bad_monitor_options);
     g_test_add_func("/qmp/query-commands/lists-monitor-commands",
                     test_query_commands_lists_monitor_commands);
     return g_test_run();
