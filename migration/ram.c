@@ -9,6 +9,7 @@
 #include "hw/boards.h"
 #include "migration/qemu-file.h"
 #include "migration/ram.h"
+#include "migration/ram-populated.h"
 
 /* Inspect mode: more blocks than any machine of ours can have. */
 #define RAM_LOAD_MAX_BLOCKS 256
@@ -32,6 +33,13 @@ struct RAMSaveState {
     const RAMPageSourceOps *src_ops;
     void *src_opaque;
     bool src_finished;
+
+    /*
+     * Pages never populated are sent as zero without being read: reading
+     * them would fault them in (2.3 s and 1 GiB of RSS for an untouched
+     * 1 GiB guest).  NULL if /proc/self/pagemap is unavailable.
+     */
+    RamPopulatedReader *populated;
 };
 
 bool ram_page_is_zero(const void *page)
@@ -75,6 +83,7 @@ RAMSaveState *ram_save_new(MachineState *ms)
     }
     /* The full bitmap counts as the first sync, as in QEMU. */
     rs->stats.dirty_sync_count = 1;
+    rs->populated = ram_populated_reader_new(NULL);
     return rs;
 }
 
@@ -87,6 +96,7 @@ void ram_save_free(RAMSaveState *rs)
         g_free(rs->blocks[i]->bmap);
         rs->blocks[i]->bmap = NULL;
     }
+    ram_populated_reader_free(rs->populated);
     g_free(rs->blocks);
     g_free(rs);
 }
@@ -207,15 +217,27 @@ static void ram_save_chunk(QEMUFile *f, RAMSaveState *rs, RAMBlock *rb,
                            uint64_t first, uint64_t npages)
 {
     unsigned long claimed[BITS_TO_LONGS(RAM_SAVE_CHUNK_PAGES)] = { 0 };
+    bool may_hold_data[RAM_SAVE_CHUNK_PAGES];
     RAMRunStats st = { 0 };
     unsigned long i;
 
     if (!bitmap_fetch_and_clear_atomic(rb->bmap, first, npages, claimed)) {
         return;
     }
+    /*
+     * Claimed first, asked second: a page populated after the question is
+     * one the guest wrote after the claim, which dirty tracking reports.
+     */
+    if (!rs->populated ||
+        !ram_populated_read(rs->populated, rb, first, npages, may_hold_data,
+                            NULL)) {
+        memset(may_hold_data, true, sizeof(may_hold_data));
+    }
     for_each_set_bit(i, claimed, npages) {
         ram_put_page(f, rs, rb, first + i,
-                     rb->host + ((first + i) << TARGET_PAGE_BITS), true, &st);
+                     may_hold_data[i] ?
+                     rb->host + ((first + i) << TARGET_PAGE_BITS) : NULL,
+                     true, &st);
     }
     ram_account(rs, &st);
 }
