@@ -26,7 +26,6 @@ static void event_write(Monitor *mon, void *opaque)
     const char *text = opaque;
 
     monitor_write(mon, text, strlen(text));
-    monitor_write(mon, "\r\n", 2);
 }
 
 static void events_flush(void)
@@ -72,7 +71,11 @@ void qapi_event_send(const char *event, JsonObject *data)
         json_object_set_object_member(msg, "data", data);
     }
     node = json_node_init_object(json_node_alloc(), msg);
-    text = json_to_string(node, FALSE);
+    {
+        g_autofree char *json = json_to_string(node, FALSE);
+        /* The message and its "\r\n" go out in one write. */
+        text = g_strconcat(json, "\r\n", NULL);
+    }
 
     g_mutex_lock(&event_lock);
     g_queue_push_tail(&event_queue, text);

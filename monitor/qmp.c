@@ -63,10 +63,10 @@ GPtrArray *qmp_command_names(void)
 
 void qmp_send_node(Monitor *mon, JsonNode *node)
 {
-    g_autofree char *text = json_to_string(node, FALSE);
+    g_autofree char *json = json_to_string(node, FALSE);
+    g_autofree char *text = g_strconcat(json, "\r\n", NULL);
 
     monitor_write(mon, text, strlen(text));
-    monitor_write(mon, "\r\n", 2);
 }
 
 static void qmp_send_object(Monitor *mon, JsonObject *obj)
