@@ -15,6 +15,7 @@ typedef struct ExecChannel {
     GPid pid;           /* 0 once reaped */
     int pidfd;          /* readable when the child exits */
     bool outgoing;
+    int exit_status;    /* valid once pid is 0 */
 } ExecChannel;
 
 /*
@@ -47,6 +48,7 @@ static int exec_reap(ExecChannel *e)
         continue;
     }
     e->pid = 0;
+    e->exit_status = status;
     return status;
 }
 
@@ -85,13 +87,13 @@ static bool exec_close(MigChannel *ch, Error **errp)
     e->fdc.fd = -1;
 
     /* The wait is cancellable: a command that never exits must not hang. */
-    if (e->pidfd >= 0 &&
+    if (e->pid && e->pidfd >= 0 &&
         !fd_channel_wait(&e->fdc, e->pidfd, POLLIN, -1, &timed_out, errp)) {
         error_prepend(errp, "waiting for the command: ");
         exec_abort(ch);
         return false;
     }
-    int status = exec_reap(e);
+    int status = e->pid ? exec_reap(e) : e->exit_status;
     bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     /*
      * The loader stops at the end of the stream; a source command that
@@ -108,8 +110,36 @@ static bool exec_close(MigChannel *ch, Error **errp)
     return ok;
 }
 
+/*
+ * A command that ends early shows up as EPIPE on the next write; what the
+ * user needs to read is why it ended, so name its exit status too.
+ */
+static bool exec_writev_all(MigChannel *ch, const struct iovec *iov,
+                            int iovcnt, Error **errp)
+{
+    ExecChannel *e = container_of(ch, ExecChannel, fdc.parent);
+    Error *err = NULL;
+    bool timed_out = true;
+
+    if (fd_channel_writev_all(ch, iov, iovcnt, &err)) {
+        return true;
+    }
+    if (e->pid && e->pidfd >= 0 &&
+        fd_channel_wait(&e->fdc, e->pidfd, POLLIN, 1000, &timed_out, NULL) &&
+        !timed_out) {
+        int status = exec_reap(e);
+        g_autofree char *why = exec_status_message(status);
+        error_setg(errp, "%s: command %s (%s)", ch->description, why,
+                   error_get_pretty(err));
+        error_free(err);
+        return false;
+    }
+    error_propagate(errp, err);
+    return false;
+}
+
 static const MigChannelOps exec_ops = {
-    .writev_all = fd_channel_writev_all,
+    .writev_all = exec_writev_all,
     .read = fd_channel_read,
     .close = exec_close,
     .abort = exec_abort,

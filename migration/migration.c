@@ -380,8 +380,14 @@ static bool migration_run(MigrationState *s, QEMUFile **pf, RateLimit *rl,
         dirty_tracker_stop(dt);
         dt = NULL;
     }
-    /* The guest is stopped: every ms of throttling is downtime. */
-    rl->bytes_per_sec = 0;
+    /*
+     * A live guest is stopped now: every ms of throttling is downtime.  A
+     * guest the user had paused keeps the limit, which is then the only
+     * thing that spares the host's I/O.
+     */
+    if (live) {
+        rl->bytes_per_sec = 0;
+    }
     if (!qemu_savevm_state_complete(f, ms, rs, errp)) {
         goto out;
     }
