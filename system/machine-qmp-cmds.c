@@ -19,7 +19,7 @@ void qmp_query_version(VersionInfo *info)
     info->major = major;
     info->minor = minor;
     info->micro = micro;
-    info->package = "snapvm";
+    info->package = "snapvm " SNAPVM_VERSION;
 }
 
 bool qmp_stop(MachineState *ms, Error **errp)

@@ -19,17 +19,23 @@ struct CPUState {
     MachineState *machine;
     int index;
     uc_engine *uc;
-    uc_hook hook_in, hook_out;
+    uc_hook hook_in, hook_out, hook_block;
     GThread *thread;
     int thread_id;
+
+    /*
+     * Set by a pauser, read by the block hook at the start of every
+     * translation block, which then stops the engine from inside (see
+     * cpu_block_hook() for why a stop from another thread is not exact).
+     */
+    int pause_requested;
 
     /*
      * Protocol with the machine (see docs/devel/machine.md), all under
      * @lock.  The vCPU thread enters the engine only when @should_run and
      * neither @halted nor @failed, and sets @in_engine for as long as it
-     * may be inside uc_emu_start(); a pauser clears @should_run and
-     * re-issues uc_emu_stop() until @in_engine drops, because a stop that
-     * lands just before uc_emu_start() begins is lost.
+     * may be inside uc_emu_start(); a pauser clears @should_run, sets
+     * @pause_requested and waits for @in_engine to drop.
      */
     GMutex lock;
     GCond cond;

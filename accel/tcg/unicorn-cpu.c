@@ -14,11 +14,32 @@
 
 #include <sys/syscall.h>
 
-/* How often a pauser re-issues uc_emu_stop() (see struct CPUState). */
-#define CPU_KICK_INTERVAL_US 200
+/* How often a pauser re-checks a vCPU that has not acknowledged. */
+#define CPU_PAUSE_POLL_US 200
 
 /* Never a guest RIP: the engine stops only when asked to. */
 #define CPU_RUN_FOREVER UINT64_MAX
+
+/*
+ * Why pausing goes through a block hook: Unicorn 2.0.1 also checks for an
+ * exit request right after guest stores, in the middle of a translation
+ * block, and then leaves RIP at the start of the block with the store
+ * already done; a uc_emu_stop() from another thread can land there, and
+ * the resumed guest repeats the store (a-b-sweep showed pages incremented
+ * twice, unicorn-engine/unicorn#1355).  Stopping from a block hook stops
+ * before the block's first instruction: RIP and every register and byte
+ * of memory agree.  It costs one call per executed block (measured in
+ * docs/devel/machine.md).
+ */
+static void cpu_block_hook(uc_engine *uc, uint64_t address, uint32_t size,
+                           void *opaque)
+{
+    CPUState *cpu = opaque;
+
+    if (g_atomic_int_get(&cpu->pause_requested)) {
+        uc_emu_stop(uc);
+    }
+}
 
 static uint32_t cpu_insn_in(uc_engine *uc, uint32_t port, int size,
                             void *opaque)
@@ -51,10 +72,10 @@ static void cpu_report_engine_error(CPUState *cpu, uc_err err)
 }
 
 /*
- * The engine returned without error while nobody was pausing us: either
- * the guest executed hlt (Unicorn returns just after it), or it wrote to
- * debug-exit, or a late uc_emu_stop() from an earlier pause landed; only
- * the last one means "go on".
+ * The engine returned without error while nobody was pausing us: the
+ * guest executed hlt (Unicorn returns just after it) or wrote to
+ * debug-exit.  Anything else would be a spurious return, and the guest
+ * just goes on.
  */
 static bool cpu_stopped_itself(CPUState *cpu)
 {
@@ -146,8 +167,12 @@ CPUState *cpu_create(MachineState *ms, int index, Error **errp)
         err = uc_hook_add(cpu->uc, &cpu->hook_out, UC_HOOK_INSN,
                           cpu_insn_out, cpu, 1, 0, UC_X86_INS_OUT);
     }
+    if (err == UC_ERR_OK) {
+        err = uc_hook_add(cpu->uc, &cpu->hook_block, UC_HOOK_BLOCK,
+                          cpu_block_hook, cpu, 1, 0);
+    }
     if (err != UC_ERR_OK) {
-        error_setg(errp, "vCPU %d: cannot hook IN/OUT: %s",
+        error_setg(errp, "vCPU %d: cannot install hooks: %s",
                    index, uc_strerror(err));
         goto fail;
     }
@@ -176,9 +201,11 @@ void cpu_pause_request(CPUState *cpu)
 {
     g_mutex_lock(&cpu->lock);
     cpu->should_run = false;
-    if (cpu->in_engine) {
-        uc_emu_stop(cpu->uc);
-    }
+    /*
+     * A flag, not uc_emu_stop(): it cannot be lost if uc_emu_start() has
+     * not begun yet, since the engine's first block sees it.
+     */
+    g_atomic_int_set(&cpu->pause_requested, 1);
     g_mutex_unlock(&cpu->lock);
 }
 
@@ -188,12 +215,11 @@ void cpu_pause_wait(CPUState *cpu)
     g_assert(!cpu->should_run);
     while (cpu->in_engine) {
         /*
-         * Re-issue the stop: one sent before uc_emu_start() got going is
-         * forgotten by it.  A vCPU blocked in a page fault just takes
-         * longer; the wait releases @lock, which it needs to report back.
+         * A vCPU blocked in a page fault (userfaultfd) just takes longer;
+         * the wait releases @lock, which it needs to report back.  The
+         * timeout only bounds the cost of a missed wake-up.
          */
-        uc_emu_stop(cpu->uc);
-        gint64 deadline = g_get_monotonic_time() + CPU_KICK_INTERVAL_US;
+        gint64 deadline = g_get_monotonic_time() + CPU_PAUSE_POLL_US;
         g_cond_wait_until(&cpu->cond, &cpu->lock, deadline);
     }
     g_mutex_unlock(&cpu->lock);
@@ -202,6 +228,7 @@ void cpu_pause_wait(CPUState *cpu)
 void cpu_resume(CPUState *cpu)
 {
     g_mutex_lock(&cpu->lock);
+    g_atomic_int_set(&cpu->pause_requested, 0);
     cpu->should_run = true;
     g_cond_broadcast(&cpu->cond);
     g_mutex_unlock(&cpu->lock);
