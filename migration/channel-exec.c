@@ -26,6 +26,11 @@ typedef struct ExecChannel {
 static void exec_child_setup(gpointer opaque)
 {
     signal(SIGPIPE, SIG_DFL);
+    /*
+     * Its own process group, so that abort() reaches what the shell
+     * forked too (dash runs "sleep 30" as a child, not by exec).
+     */
+    setpgid(0, 0);
 }
 
 static char *exec_status_message(int status)
@@ -71,6 +76,7 @@ static void exec_abort(MigChannel *ch)
         e->fdc.fd = -1;
     }
     if (e->pid) {
+        kill(-e->pid, SIGKILL);
         kill(e->pid, SIGKILL);
         exec_reap(e);
     }

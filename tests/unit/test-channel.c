@@ -106,11 +106,38 @@ static void test_exec_early_close_is_epipe(void)
 
 static void test_exec_abort_kills(void)
 {
+    g_autofree char *pidfile = g_build_filename(test_dir, "grandchild",
+                                                NULL);
+    g_autofree char *uri = g_strdup_printf(
+        "exec:sleep 30 & echo $! > %s; wait", pidfile);
+    g_autofree char *pid_text = NULL;
     gint64 start = g_get_monotonic_time();
-    MigChannel *ch = mig_channel_open_outgoing("exec:sleep 30", NULL,
-                                               &error_abort);
+    MigChannel *ch = mig_channel_open_outgoing(uri, NULL, &error_abort);
 
+    while (!g_file_get_contents(pidfile, &pid_text, NULL, NULL) ||
+           !strchr(pid_text, '\n')) {
+        g_clear_pointer(&pid_text, g_free);
+        g_usleep(10 * 1000);
+    }
     mig_channel_abort(ch);
+    /* What the shell started dies with it (the parent is then init). */
+    pid_t grandchild = atoi(pid_text);
+    for (int i = 0; i < 500 && kill(grandchild, 0) == 0; i++) {
+        g_autofree char *stat_path = g_strdup_printf("/proc/%d/stat",
+                                                     grandchild);
+        g_autofree char *stat = NULL;
+        if (g_file_get_contents(stat_path, &stat, NULL, NULL) &&
+            strstr(stat, ") Z ")) {
+            break;      /* killed, waiting for init to reap it */
+        }
+        g_usleep(10 * 1000);
+    }
+    g_autofree char *stat_path = g_strdup_printf("/proc/%d/stat",
+                                                 grandchild);
+    g_autofree char *stat = NULL;
+    g_assert_true(!g_file_get_contents(stat_path, &stat, NULL, NULL) ||
+                  strstr(stat, ") Z "));
+    unlink(pidfile);
     g_assert_cmpint(g_get_monotonic_time() - start, <, 5 * G_USEC_PER_SEC);
     /* Reaped: no child of ours is left, zombie or not. */
     g_assert_cmpint(waitpid(-1, NULL, WNOHANG), ==, -1);
