@@ -40,6 +40,9 @@ static ssize_t buffer_read(MigChannel *ch, void *buf, size_t len,
         return -1;
     }
     n = MIN(len, b->buf->len - b->read_pos);
+    if (!n) {
+        return 0;       /* an empty GByteArray has no data pointer */
+    }
     memcpy(buf, b->buf->data + b->read_pos, n);
     b->read_pos += n;
     return n;
