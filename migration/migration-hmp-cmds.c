@@ -120,7 +120,8 @@ static void hmp_migrate_set_parameter(Monitor *mon, int argc, char **argv,
         monitor_printf(mon, "usage: migrate_set_parameter NAME VALUE\n");
         return;
     }
-    if (!strcmp(argv[1], "max-bandwidth")) {
+    if (!strcmp(argv[1], "max-bandwidth") ||
+        !strcmp(argv[1], "background-snapshot-buffer-size")) {
         if (!hmp_parse_size(argv[2], MiB, &v) || v > INT64_MAX) {
             monitor_printf(mon, "Error: invalid size '%s'\n", argv[2]);
             return;
@@ -198,6 +199,23 @@ static void hmp_info_migrate(Monitor *mon, int argc, char **argv,
                            json_uint(ram, "dirty-pages-rate"));
         }
     }
+    if (json_object_has_member(info, "background-snapshot")) {
+        JsonObject *bg = json_object_get_object_member(info,
+                                                       "background-snapshot");
+        monitor_printf(mon, "background snapshot pause: %" PRIu64 " us\n",
+                       json_uint(bg, "pause-us"));
+        monitor_printf(mon, "write faults: %" PRIu64 "\n",
+                       json_uint(bg, "faults"));
+        monitor_printf(mon, "pages copied by the fault handler: %" PRIu64
+                       "\n", json_uint(bg, "copied-pages"));
+        monitor_printf(mon, "faults that waited for the write: %" PRIu64
+                       " (%" PRIu64 " us in all)\n",
+                       json_uint(bg, "waited-faults"),
+                       json_uint(bg, "wait-time-us"));
+        monitor_printf(mon, "copy buffer peak: %" PRIu64 " of %" PRIu64
+                       " kbytes\n", json_uint(bg, "buffer-peak") >> 10,
+                       json_uint(bg, "buffer-size") >> 10);
+    }
     if (json_object_has_member(info, "error-desc")) {
         monitor_printf(mon, "error description: %s\n",
                        json_object_get_string_member(info, "error-desc"));
@@ -225,6 +243,8 @@ static void hmp_info_migrate_parameters(Monitor *mon, int argc, char **argv,
                    p->max_bandwidth);
     monitor_printf(mon, "downtime-limit: %" PRIu64 " ms\n",
                    p->downtime_limit);
+    monitor_printf(mon, "background-snapshot-buffer-size: %" PRIu64
+                   " bytes\n", p->background_snapshot_buffer_size);
     monitor_printf(mon, "x-dirty-tracking: %s\n",
                    dirty_tracking_method_name(p->x_dirty_tracking));
 }

@@ -83,7 +83,8 @@ JsonObject *migration_info_to_json(MigrationState *s)
     json_object_set_string_member(info, "status",
                                   migration_status_name(status));
     json_object_set_int_member(info, "total-time", st.total_time);
-    if (status == MIGRATION_STATUS_COMPLETED) {
+    if (status == MIGRATION_STATUS_COMPLETED ||
+        (st.background_snapshot && st.pause_us)) {
         json_object_set_int_member(info, "downtime", st.downtime);
     } else if (status == MIGRATION_STATUS_ACTIVE) {
         json_object_set_int_member(info, "expected-downtime",
@@ -113,6 +114,22 @@ JsonObject *migration_info_to_json(MigrationState *s)
             json_object_set_boolean_member(info, "x-precopy-converged",
                                            st.precopy_converged);
         }
+    }
+    if (st.background_snapshot) {
+        JsonObject *bg = json_object_new();
+        json_object_set_int_member(bg, "pause-us", st.pause_us);
+        json_object_set_int_member(bg, "faults", st.wp.faults);
+        json_object_set_int_member(bg, "copied-pages", st.wp.copied_pages);
+        json_object_set_int_member(bg, "waited-faults", st.wp.waited_faults);
+        json_object_set_int_member(bg, "wait-time-us",
+                                   st.wp.wait_time_ns / 1000);
+        json_object_set_int_member(bg, "buffer-size", st.wp.buffer_size);
+        json_object_set_int_member(bg, "buffer-peak", st.wp.buffer_peak);
+        json_object_set_int_member(bg, "unprotect-calls",
+                                   st.wp.unprotect_calls);
+        json_object_set_boolean_member(bg, "wp-unpopulated",
+                                       st.wp.wp_unpopulated);
+        json_object_set_object_member(info, "background-snapshot", bg);
     }
     if (error_desc && (status == MIGRATION_STATUS_FAILED ||
                        status == MIGRATION_STATUS_CANCELLED)) {
@@ -152,7 +169,7 @@ bool migration_set_capability(MigrationState *s, const char *name, bool on,
     bool caps[MIGRATION_CAPABILITY__MAX];
     memcpy(caps, s->options.caps, sizeof(caps));
     caps[cap] = on;
-    if (!migration_caps_check(caps, errp)) {
+    if (!migration_caps_check(s->machine, caps, errp)) {
         return false;
     }
     memcpy(s->options.caps, caps, sizeof(caps));
@@ -194,7 +211,7 @@ static JsonNode *qmp_migrate_set_capabilities(JsonObject *args, void *opaque,
         }
         caps[cap] = json_node_get_boolean(state);
     }
-    if (!migration_caps_check(caps, errp)) {
+    if (!migration_caps_check(s->machine, caps, errp)) {
         return NULL;
     }
     memcpy(s->options.caps, caps, sizeof(caps));
@@ -243,7 +260,9 @@ bool migration_set_parameters_json(MigrationState *s, JsonObject *args,
         return false;
     }
     if (!param_uint(args, "max-bandwidth", &params.max_bandwidth, errp) ||
-        !param_uint(args, "downtime-limit", &params.downtime_limit, errp)) {
+        !param_uint(args, "downtime-limit", &params.downtime_limit, errp) ||
+        !param_uint(args, "background-snapshot-buffer-size",
+                    &params.background_snapshot_buffer_size, errp)) {
         return false;
     }
     if (tracking) {
@@ -279,6 +298,8 @@ JsonObject *migration_parameters_to_json(MigrationState *s)
 
     json_object_set_int_member(obj, "max-bandwidth", p->max_bandwidth);
     json_object_set_int_member(obj, "downtime-limit", p->downtime_limit);
+    json_object_set_int_member(obj, "background-snapshot-buffer-size",
+                               p->background_snapshot_buffer_size);
     json_object_set_string_member(obj, "x-dirty-tracking",
                                   dirty_tracking_method_name(
                                       p->x_dirty_tracking));
@@ -333,6 +354,7 @@ void migration_register_qmp_commands(MigrationState *s)
     static const QmpArgSpec params_args[] = {
         { "max-bandwidth", QMP_ARG_INT, true },
         { "downtime-limit", QMP_ARG_INT, true },
+        { "background-snapshot-buffer-size", QMP_ARG_INT, true },
         { "x-dirty-tracking", QMP_ARG_STR, true },
         QMP_ARGS_END
     };

@@ -115,6 +115,10 @@ void migration_cancel(MigrationState *s)
         if (s->file) {
             qemu_file_cancel(s->file);
         }
+        /* The save may be waiting for fault work rather than for I/O. */
+        if (s->bg) {
+            background_snapshot_cancel(s->bg);
+        }
         g_cond_broadcast(&s->cond);
     }
     g_mutex_unlock(&s->lock);
@@ -193,6 +197,9 @@ void migration_get_stats(MigrationState *s, MigrationStatus *status,
     if (s->rs) {
         ram_save_get_stats(s->rs, &stats->ram);
         stats->ram_remaining = ram_save_remaining(s->rs) * TARGET_PAGE_SIZE;
+    }
+    if (s->bg) {
+        background_snapshot_get_stats(s->bg, &stats->wp);
     }
     if (*status == MIGRATION_STATUS_SETUP ||
         *status == MIGRATION_STATUS_ACTIVE ||
@@ -325,6 +332,47 @@ static bool precopy_iterate(MigrationState *s, QEMUFile *f, RAMSaveState *rs,
     }
 }
 
+/* ---- background snapshot ---- */
+
+/*
+ * The whole snapshot, RAM and devices, as of its start, while the guest
+ * keeps running (see docs/devel/background-snapshot.md).  The pause is
+ * the downtime; the guest ends as it was, running or paused.
+ */
+static bool migration_run_background(MigrationState *s, QEMUFile *f,
+                                     RAMSaveState *rs, Error **errp)
+{
+    BackgroundSnapshot *bs = background_snapshot_new(
+        s->machine, s->options.params.background_snapshot_buffer_size, errp);
+    if (!bs) {
+        return false;
+    }
+    g_mutex_lock(&s->lock);
+    s->bg = bs;
+    s->stats.background_snapshot = true;
+    s->stats.setup_time = g_get_real_time() / 1000 - s->stats.start_ms;
+    bool cancelled = s->status == MIGRATION_STATUS_CANCELLING;
+    g_mutex_unlock(&s->lock);
+
+    bool ok = false;
+    int64_t pause_ns = 0;
+    if (cancelled || !migration_advance(s, MIGRATION_STATUS_SETUP,
+                                        MIGRATION_STATUS_ACTIVE)) {
+        error_setg(errp, "Migration cancelled");
+    } else {
+        ok = background_snapshot_save(bs, f, rs, &pause_ns, errp);
+    }
+
+    g_mutex_lock(&s->lock);
+    s->bg = NULL;
+    background_snapshot_get_stats(bs, &s->stats.wp);
+    s->stats.pause_us = pause_ns / 1000;
+    s->stats.downtime = DIV_ROUND_UP(pause_ns, 1000000);
+    g_mutex_unlock(&s->lock);
+    background_snapshot_free(bs);
+    return ok;
+}
+
 /* ---- the outgoing thread ---- */
 
 static bool migration_run(MigrationState *s, QEMUFile **pf, RateLimit *rl,
@@ -341,6 +389,17 @@ static bool migration_run(MigrationState *s, QEMUFile **pf, RateLimit *rl,
     s->rs = rs;
     s->stats.ram_total = machine_ram_size(ms);
     g_mutex_unlock(&s->lock);
+
+    if (s->options.caps[MIGRATION_CAPABILITY_BACKGROUND_SNAPSHOT]) {
+        if (!migration_run_background(s, f, rs, errp)) {
+            goto out;
+        }
+        migration_update_ram_stats(s, rs);
+        migration_publish_file(s, NULL);
+        *pf = NULL;
+        ok = qemu_fclose(f, errp);
+        goto out;
+    }
 
     /* Tracking starts before the first page is sent, so none is missed. */
     if (live) {
@@ -468,8 +527,11 @@ static gpointer migration_thread(gpointer opaque)
     }
     g_mutex_unlock(&s->lock);
 
-    /* As QEMU: the source stays paused after a completed migration. */
-    if (ok) {
+    /*
+     * As QEMU: the source stays paused after a completed migration; a
+     * background snapshot leaves it as it was.
+     */
+    if (ok && !s->stats.background_snapshot) {
         runstate_set(ms, RUN_STATE_POSTMIGRATE);
     } else if (runstate_get(ms) == RUN_STATE_FINISH_MIGRATE) {
         if (stopped_from == RUN_STATE_RUNNING) {
@@ -502,12 +564,6 @@ bool migration_start(MigrationState *s, const char *uri, Error **errp)
         return false;
     }
     if (!mig_uri_check(uri, s->fds, errp)) {
-        return false;
-    }
-    if (s->options.caps[MIGRATION_CAPABILITY_BACKGROUND_SNAPSHOT]) {
-        /* The background snapshot hooks in here once it lands. */
-        error_setg(errp, "Capability 'background-snapshot' is not "
-                   "implemented yet");
         return false;
     }
     migration_join(s);

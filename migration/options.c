@@ -2,6 +2,7 @@
  * Capabilities and parameters (include/migration/options.h).
  */
 #include "qemu/osdep.h"
+#include "migration/background-snapshot.h"
 #include "migration/options.h"
 
 static const char *const capability_names[MIGRATION_CAPABILITY__MAX] = {
@@ -20,6 +21,8 @@ void migration_options_init(MigrationOptions *opts)
     opts->params.max_bandwidth = MIGRATION_DEFAULT_MAX_BANDWIDTH;
     opts->params.downtime_limit = MIGRATION_DEFAULT_DOWNTIME_LIMIT;
     opts->params.x_dirty_tracking = DIRTY_TRACKING_PAGEMAP_SCAN;
+    opts->params.background_snapshot_buffer_size =
+        BACKGROUND_SNAPSHOT_DEFAULT_BUFFER;
 }
 
 const char *migration_capability_name(MigrationCapability cap)
@@ -55,20 +58,15 @@ int dirty_tracking_method_from_name(const char *name)
 }
 
 /*
- * Hook for the background snapshot: until it lands, the capability is
- * declared (so that clients see QEMU's name) but cannot be turned on.
+ * background-snapshot works with every other capability snapvm has today
+ * ("events"); what it needs is the host's: userfaultfd write-protect for
+ * every RAMBlock.  Asked of the kernel when the capability is turned on,
+ * so that a "migrate" never fails for that reason later.
  */
-bool migration_background_snapshot_check(Error **errp)
-{
-    error_setg(errp, "Capability 'background-snapshot' is not implemented "
-               "yet");
-    return false;
-}
-
-bool migration_caps_check(const bool *caps, Error **errp)
+bool migration_caps_check(MachineState *ms, const bool *caps, Error **errp)
 {
     if (caps[MIGRATION_CAPABILITY_BACKGROUND_SNAPSHOT] &&
-        !migration_background_snapshot_check(errp)) {
+        !background_snapshot_check(ms, errp)) {
         return false;
     }
     return true;
@@ -85,6 +83,11 @@ bool migration_params_check(const MigrationParameters *params, Error **errp)
     if (params->max_bandwidth > SIZE_MAX) {
         error_setg(errp, "Parameter 'max_bandwidth' expects an integer in "
                    "the range of 0 to %zu bytes/second", SIZE_MAX);
+        return false;
+    }
+    if (params->background_snapshot_buffer_size > 64 * GiB) {
+        error_setg(errp, "Parameter 'background-snapshot-buffer-size' "
+                   "expects an integer in the range of 0 to 64 GiB");
         return false;
     }
     if (params->x_dirty_tracking >= DIRTY_TRACKING__MAX) {

@@ -10,6 +10,7 @@
 
 #include "qemu/osdep.h"
 #include "qapi/error.h"
+#include "migration/background-snapshot.h"
 #include "migration/channel.h"
 #include "migration/misc.h"
 #include "migration/options.h"
@@ -49,6 +50,9 @@ typedef struct MigrationStats {
     uint64_t dirty_sync_count;  /* dirty syncs done */
     uint64_t last_sync_us;      /* duration of the last dirty sync */
     bool precopy_converged;     /* false: stopped after the pass bound */
+    bool background_snapshot;   /* this one is a background snapshot */
+    int64_t pause_us;           /* its pause, once the guest resumed */
+    WPTrackerStats wp;          /* its write-tracking figures */
 } MigrationStats;
 
 struct MigrationState {
@@ -67,6 +71,7 @@ struct MigrationState {
     MigrationStats stats;
     QEMUFile *file;             /* cancellable while published */
     RAMSaveState *rs;           /* for live RAM figures */
+    BackgroundSnapshot *bg;     /* cancellable, live figures */
 
     /* Outgoing. */
     GThread *thread;

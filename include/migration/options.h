@@ -10,6 +10,8 @@
 #include "qemu/osdep.h"
 #include "qapi/error.h"
 
+typedef struct MachineState MachineState;
+
 typedef enum MigrationCapability {
     MIGRATION_CAPABILITY_EVENTS,                /* "events" */
     MIGRATION_CAPABILITY_BACKGROUND_SNAPSHOT,   /* "background-snapshot" */
@@ -31,6 +33,8 @@ typedef enum DirtyTrackingMethod {
 typedef struct MigrationParameters {
     uint64_t max_bandwidth;         /* bytes/s; 0 means unlimited */
     uint64_t downtime_limit;        /* ms */
+    /* bytes; 0: a vCPU always waits for its page to be written */
+    uint64_t background_snapshot_buffer_size;
     DirtyTrackingMethod x_dirty_tracking;
 } MigrationParameters;
 
@@ -53,13 +57,7 @@ int dirty_tracking_method_from_name(const char *name);
  * used together on this host.  Refuses with a message naming the
  * capability and the reason.
  */
-bool migration_caps_check(const bool *caps, Error **errp);
-
-/*
- * Whether background-snapshot can work here (kernel features, RAM
- * backends).  The background-snapshot implementation fills this in.
- */
-bool migration_background_snapshot_check(Error **errp);
+bool migration_caps_check(MachineState *ms, const bool *caps, Error **errp);
 
 /* Range checks, with QEMU's messages; @params is the whole new set. */
 bool migration_params_check(const MigrationParameters *params, Error **errp);
