@@ -15,6 +15,11 @@
 #define HMP_MAX_LINE (64 * KiB)
 /* Connections beyond this per listening socket are closed at once. */
 #define MONITOR_MAX_CLIENTS 64
+/*
+ * SCM_RIGHTS descriptors a QMP session holds for getfd at most; beyond
+ * this the oldest are closed, so a client cannot make us hoard descriptors.
+ */
+#define MONITOR_MAX_PASSED_FDS 16
 
 #define HMP_PROMPT "(snapvm) "
 
@@ -48,6 +53,14 @@ struct Monitor {
     /* QMP */
     JsonStream *stream;
     bool negotiated;
+    /*
+     * Descriptors received with SCM_RIGHTS on a unix socket session, oldest
+     * first, until getfd takes them (monitor_take_passed_fd()).  NULL for
+     * stdio and capture monitors.
+     */
+    GArray *passed_fds;
+    /* How many getfd has taken so far: tells a read that claimed one. */
+    unsigned passed_fds_taken;
 
     /* HMP */
     GString *line;

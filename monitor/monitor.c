@@ -117,6 +117,114 @@ static void monitor_flush_at_exit(Monitor *mon)
     }
 }
 
+/* ---- descriptors passed with SCM_RIGHTS, for getfd ---- */
+
+static void passed_fds_close_oldest(Monitor *mon, guint count)
+{
+    for (guint i = 0; i < count; i++) {
+        close(g_array_index(mon->passed_fds, int, i));
+    }
+    g_array_remove_range(mon->passed_fds, 0, count);
+}
+
+static void passed_fds_push(Monitor *mon, int fd)
+{
+    if (mon->passed_fds->len >= MONITOR_MAX_PASSED_FDS) {
+        /* The newest is the one the client is about to name in getfd. */
+        passed_fds_close_oldest(mon, 1);
+    }
+    g_array_append_val(mon->passed_fds, fd);
+}
+
+int monitor_take_passed_fd(void)
+{
+    Monitor *mon = monitor_cur();
+    int fd;
+
+    if (!mon || !mon->passed_fds || !mon->passed_fds->len) {
+        return -1;
+    }
+    fd = g_array_index(mon->passed_fds, int, 0);
+    g_array_remove_index(mon->passed_fds, 0);
+    mon->passed_fds_taken++;
+    return fd;
+}
+
+/*
+ * Read a QMP unix socket, keeping the descriptors that come along.  The
+ * kernel ends a read right after the bytes sent together with descriptors,
+ * so a client that sends getfd and its descriptor in one sendmsg() has
+ * both here before the command is dispatched.
+ */
+static ssize_t monitor_recv_with_fds(Monitor *mon, char *buf, size_t len)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * MONITOR_MAX_PASSED_FDS)];
+        struct cmsghdr align;
+    } control;
+    struct iovec iov = { .iov_base = buf, .iov_len = len };
+    struct msghdr msg = {
+        .msg_iov = &iov,
+        .msg_iovlen = 1,
+        .msg_control = control.buf,
+        .msg_controllen = sizeof(control.buf),
+    };
+    ssize_t n = recvmsg(mon->in_fd, &msg, MSG_CMSG_CLOEXEC);
+
+    if (n < 0) {
+        return n;
+    }
+    /* With MSG_CTRUNC the kernel has already closed what did not fit. */
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm;
+         cm = CMSG_NXTHDR(&msg, cm)) {
+        size_t count;
+
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) {
+            continue;
+        }
+        count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; i++) {
+            int fd;
+
+            memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+            passed_fds_push(mon, fd);
+        }
+    }
+    return n;
+}
+
+static bool has_non_space(const char *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\r' &&
+            buf[i] != '\n') {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * After a read has been dispatched: descriptors that were already waiting
+ * before it (@carried, at the head of the queue) are stale if this read
+ * brought at least one whole command and no command took a descriptor.
+ * A descriptor is thus kept while the command it came with is incomplete,
+ * and also across whitespace-only writes (clients such as qemu.qmp send
+ * the descriptor with a single space, then getfd), but it does not
+ * outlive the next command that goes past without wanting it.
+ */
+static void passed_fds_drop_stale(Monitor *mon, guint carried,
+                                  unsigned taken_before, const char *buf,
+                                  size_t len)
+{
+    if (!mon->passed_fds || !carried ||
+        mon->passed_fds_taken != taken_before ||
+        json_stream_pending(mon->stream) || !has_non_space(buf, len)) {
+        return;
+    }
+    passed_fds_close_oldest(mon, MIN(carried, mon->passed_fds->len));
+}
+
 static void monitor_free(Monitor *mon)
 {
     monitors = g_list_remove(monitors, mon);
@@ -133,6 +241,10 @@ static void monitor_free(Monitor *mon)
         qmp_session_end(mon);
     } else {
         hmp_session_end(mon);
+    }
+    if (mon->passed_fds) {
+        passed_fds_close_oldest(mon, mon->passed_fds->len);
+        g_array_free(mon->passed_fds, TRUE);
     }
     /* stdio stays open: only sockets belong to the monitor. */
     if (mon->listener) {
@@ -258,8 +370,14 @@ static gboolean monitor_in_ready(gint fd, GIOCondition cond, gpointer opaque)
     char buf[4096];
     ssize_t n;
     Monitor *old;
+    guint carried = mon->passed_fds ? mon->passed_fds->len : 0;
+    unsigned taken_before = mon->passed_fds_taken;
 
-    n = read(fd, buf, sizeof(buf));
+    if (mon->passed_fds) {
+        n = monitor_recv_with_fds(mon, buf, sizeof(buf));
+    } else {
+        n = read(fd, buf, sizeof(buf));
+    }
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
         return G_SOURCE_CONTINUE;
     }
@@ -282,6 +400,7 @@ static gboolean monitor_in_ready(gint fd, GIOCondition cond, gpointer opaque)
         /* monitor_mark_dead() has already destroyed this source. */
         return G_SOURCE_REMOVE;
     }
+    passed_fds_drop_stale(mon, carried, taken_before, buf, n);
     return G_SOURCE_CONTINUE;
 }
 
@@ -316,6 +435,13 @@ static gboolean listener_accept(gint fd, GIOCondition cond, gpointer opaque)
     lis->clients++;
     mon = monitor_new(lis->kind, lis->ms);
     mon->listener = lis;
+    /*
+     * HMP has no getfd: its reads stay plain read(), which makes the kernel
+     * drop any descriptor sent along instead of installing it here.
+     */
+    if (lis->kind == MONITOR_QMP) {
+        mon->passed_fds = g_array_new(FALSE, FALSE, sizeof(int));
+    }
     monitor_start(mon, client, client, true);
     return G_SOURCE_CONTINUE;
 }

@@ -58,10 +58,11 @@ void qmp_register_command(const char *name, const QmpArgSpec *args,
                           QmpCommandFlags flags);
 
 /*
- * For getfd: take over the descriptor that arrived with SCM_RIGHTS on the
- * QMP unix socket session whose command is being dispatched (the last one
- * received, as QEMU keeps it).  Returns -1 if none came.  Only meaningful
- * inside a command handler, in the main loop thread.
+ * For getfd: take over a descriptor that arrived with SCM_RIGHTS on the
+ * QMP unix socket session whose command is being dispatched (the oldest it
+ * still holds; usually the one sent with this command's bytes).  The
+ * caller owns it (close-on-exec is set).  Returns -1 if none came.  Only
+ * meaningful inside a command handler, in the main loop thread.
  */
 int monitor_take_passed_fd(void);
 

@@ -301,6 +301,55 @@ void qtest_qmp_send_raw(QTestState *qts, const char *buf, size_t len)
     send_bytes(qts, buf, len, true);
 }
 
+void qtest_qmp_send_raw_fds(QTestState *qts, const int *fds, size_t nfds,
+                            const char *buf, size_t len)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * QTEST_MAX_FDS)];
+        struct cmsghdr align;
+    } control;
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+    struct msghdr msg = {
+        .msg_iov = &iov,
+        .msg_iovlen = 1,
+        .msg_control = control.buf,
+        .msg_controllen = CMSG_SPACE(sizeof(int) * nfds),
+    };
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    ssize_t n;
+
+    /* Descriptors need at least one byte of data to ride on. */
+    g_assert_cmpuint(len, >, 0);
+    g_assert_cmpuint(nfds, >, 0);
+    g_assert_cmpuint(nfds, <=, QTEST_MAX_FDS);
+    memset(&control, 0, sizeof(control));
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+    do {
+        n = sendmsg(qts->fd, &msg, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        g_error("QMP sendmsg: %s", g_strerror(errno));
+    }
+    /* The descriptors went with the first byte; the rest is plain. */
+    send_bytes(qts, buf + n, len - n, false);
+}
+
+JsonObject *qtest_qmp_fds(QTestState *qts, const int *fds, size_t nfds,
+                          const char *fmt, ...)
+{
+    g_autofree char *text = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    text = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    qtest_qmp_send_raw_fds(qts, fds, nfds, text, strlen(text));
+    return qtest_qmp_receive(qts);
+}
+
 JsonObject *qtest_qmp(QTestState *qts, const char *fmt, ...)
 {
     va_list ap;
@@ -605,6 +654,23 @@ const char *qtest_qmp_socket_path(QTestState *qts)
 const char *qtest_serial_path(QTestState *qts)
 {
     return qts->serial_path;
+}
+
+int qtest_open_fd_count(QTestState *qts)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/fd", (int)qts->pid);
+    g_autoptr(GError) err = NULL;
+    GDir *dir = g_dir_open(path, 0, &err);
+    int count = 0;
+
+    if (!dir) {
+        g_error("cannot list %s: %s", path, err->message);
+    }
+    while (g_dir_read_name(dir)) {
+        count++;
+    }
+    g_dir_close(dir);
+    return count;
 }
 
 gsize qtest_serial_size(QTestState *qts)

@@ -74,6 +74,17 @@ JsonObject *qtest_qmp(QTestState *qts, const char *fmt, ...)
 void qtest_qmp_send(QTestState *qts, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 /* Send bytes as they are (bad input, partial messages). */
 void qtest_qmp_send_raw(QTestState *qts, const char *buf, size_t len);
+/*
+ * Descriptor passing, as libvirt does it for getfd: @fds (at most
+ * QTEST_MAX_FDS; the caller keeps its own copies) travel with SCM_RIGHTS
+ * in the same sendmsg() as the first bytes of the text.
+ */
+#define QTEST_MAX_FDS 32
+JsonObject *qtest_qmp_fds(QTestState *qts, const int *fds, size_t nfds,
+                          const char *fmt, ...) G_GNUC_PRINTF(4, 5);
+/* Send bytes as they are with @fds attached; pair with qtest_qmp_receive(). */
+void qtest_qmp_send_raw_fds(QTestState *qts, const int *fds, size_t nfds,
+                            const char *buf, size_t len);
 /* The next message that is not an event. */
 JsonObject *qtest_qmp_receive(QTestState *qts);
 /*
@@ -120,6 +131,11 @@ pid_t qtest_pid(QTestState *qts);
 const char *qtest_tmpdir(QTestState *qts);
 const char *qtest_qmp_socket_path(QTestState *qts);
 const char *qtest_serial_path(QTestState *qts);
+/*
+ * How many descriptors the snapvm process has open now (from
+ * /proc/PID/fd), to check that nothing leaks.
+ */
+int qtest_open_fd_count(QTestState *qts);
 /* Bytes the guest has written to its serial port so far. */
 gsize qtest_serial_size(QTestState *qts);
 /* The whole serial log so far (caller frees; "" if none). */
