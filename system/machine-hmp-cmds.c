@@ -114,6 +114,38 @@ static void hmp_info_registers(Monitor *mon, int argc, char **argv,
     }
 }
 
+static const char *ram_backend_name(RAMBackendKind kind)
+{
+    switch (kind) {
+    case RAM_BACKEND_MEMFD:
+        return "memfd";
+    case RAM_BACKEND_FILE:
+        return "file";
+    default:
+        return "ram";
+    }
+}
+
+/*
+ * One line per RAMBlock.  The host address is there for debugging and
+ * for tests that inspect the process's mappings (/proc/PID/pagemap).
+ */
+static void hmp_info_ramblock(Monitor *mon, int argc, char **argv,
+                              void *opaque)
+{
+    MachineState *ms = opaque;
+    RAMBlock *rb;
+
+    monitor_printf(mon, "%24s %8s %6s %18s %18s %18s\n", "Block Name",
+                   "PSize", "Kind", "Offset", "Used", "HVA");
+    RAMBLOCK_FOREACH(ms, rb) {
+        monitor_printf(mon, "%24s %4zu KiB %6s 0x%016" PRIx64 " 0x%016"
+                       PRIx64 " 0x%016" PRIxPTR "\n", rb->idstr,
+                       rb->page_size / 1024, ram_backend_name(rb->backend),
+                       rb->offset, rb->used_length, (uintptr_t)rb->host);
+    }
+}
+
 static void hmp_stop(Monitor *mon, int argc, char **argv, void *opaque)
 {
     Error *err = NULL;
@@ -274,6 +306,9 @@ void machine_register_hmp_commands(MachineState *ms)
     hmp_register_info("name", "show the current VM name", hmp_info_name, ms);
     hmp_register_info("registers", "show the cpu registers of every vCPU",
                       hmp_info_registers, ms);
+    hmp_register_info("ramblock", "show the RAMBlocks: name, host page "
+                      "size, backend, guest offset, size, host address",
+                      hmp_info_ramblock, ms);
     hmp_register_command("stop", "", "stop emulation", hmp_stop, ms);
     hmp_register_command("cont", "", "resume emulation", hmp_cont, ms);
     hmp_register_command("quit", "", "quit the emulator", hmp_quit, ms);
