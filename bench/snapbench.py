@@ -1,0 +1,269 @@
+"""Measure snapshot methods on a running snapvm guest.
+
+One run = one snapvm process: boot a guest, let it reach a steady speed,
+take a snapshot by one method, keep measuring for a while after, check
+the file, quit.  Everything is sampled from outside the process (serial
+port byte count = guest passes, /proc for memory), plus the figures that
+snapvm itself reports in query-migrate and the STOP/RESUME events.
+
+Python standard library only; the QMP client is scripts/qmp.py.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "scripts"))
+from qmp import QMPError, SnapVM  # noqa: E402
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+
+def proc_status(pid):
+    """VmRSS and VmHWM of @pid, in bytes."""
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                key, value = line.split(":")
+                out[key] = int(value.split()[0]) * 1024
+    return out
+
+
+def huge_pages_bytes(pid, min_vma=64 * MiB):
+    """Bytes mapped by huge pages (anonymous THP + shmem PMDs) in the
+    mappings of at least @min_vma bytes: guest RAM, not the small heaps and
+    code buffers around it."""
+    total = 0
+    size = 0
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            if line.startswith("Size:"):
+                size = int(line.split()[1]) * 1024
+            elif line.startswith(("AnonHugePages:", "ShmemPmdMapped:",
+                                  "FilePmdMapped:")) and size >= min_vma:
+                total += int(line.split()[1]) * 1024
+    return total
+
+
+def reset_peak_rss(pid):
+    """Make VmHWM start again from the current RSS (clear_refs 5)."""
+    try:
+        with open("/proc/%d/clear_refs" % pid, "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class Sampler(threading.Thread):
+    """Samples (time, serial bytes, RSS) every @interval seconds."""
+
+    def __init__(self, vm, interval=0.02):
+        super().__init__(daemon=True)
+        self.vm = vm
+        self.interval = interval
+        self.samples = []
+        self.stopping = threading.Event()
+
+    def serial_bytes(self):
+        try:
+            return os.path.getsize(self.vm.serial_path)
+        except FileNotFoundError:
+            return 0
+
+    def run(self):
+        pid = self.vm.proc.pid
+        while not self.stopping.is_set():
+            t = time.monotonic()
+            try:
+                rss = proc_status(pid).get("VmRSS", 0)
+            except OSError:
+                break
+            self.samples.append((t, self.serial_bytes(), rss))
+            self.stopping.wait(self.interval)
+
+    def stop(self):
+        self.stopping.set()
+        self.join()
+
+    def rate(self, t0, t1):
+        """Guest passes per second between monotonic times t0 and t1."""
+        inside = [s for s in self.samples if t0 <= s[0] <= t1]
+        if len(inside) < 2 or inside[-1][0] == inside[0][0]:
+            return None
+        return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
+
+    def passes_at(self, t):
+        before = [s for s in self.samples if s[0] <= t]
+        return before[-1][1] if before else 0
+
+    def time_of_passes(self, count, after):
+        """First sample time >= @after where serial bytes reached @count."""
+        for s in self.samples:
+            if s[0] >= after and s[1] >= count:
+                return s[0]
+        return None
+
+    def peak_rss(self, t0, t1):
+        inside = [s[2] for s in self.samples if t0 <= s[0] <= t1]
+        return max(inside) if inside else None
+
+
+def wait_passes(sampler, count, timeout):
+    deadline = time.monotonic() + timeout
+    while sampler.serial_bytes() < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError("guest made fewer than %d passes in %.0f s"
+                               % (count, timeout))
+        time.sleep(0.02)
+
+
+def wait_migration(qmp, timeout, poll=0.01):
+    """Poll query-migrate until it ends; return the last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        info = qmp.command("query-migrate")
+        if info.get("status") in ("completed", "failed", "cancelled"):
+            return info
+        if time.monotonic() > deadline:
+            try:
+                qmp.command("migrate_cancel")
+            except QMPError:
+                pass
+            raise RuntimeError("migration still %s after %.0f s"
+                               % (info.get("status"), timeout))
+        time.sleep(poll)
+
+
+def event_pause_ms(events):
+    """Pause seen in the STOP and RESUME events' timestamps, in ms."""
+    def ts(ev):
+        return ev["timestamp"]["seconds"] + \
+            ev["timestamp"]["microseconds"] / 1e6
+    stops = [ts(e) for e in events if e["event"] == "STOP"]
+    resumes = [ts(e) for e in events if e["event"] == "RESUME"]
+    if not stops or not resumes:
+        return None
+    return (resumes[-1] - stops[0]) * 1000
+
+
+def target_uri(kind, path):
+    if kind == "file":
+        return "file:%s" % path
+    if kind == "exec":
+        return "exec:cat > %s" % path
+    if kind == "null":
+        return "exec:cat > /dev/null"
+    raise ValueError(kind)
+
+
+def run_once(binary, guest_elf, method, ram_bytes, target, workdir,
+             smp=1, buffer_bytes=None, settle_passes=3, before_s=1.5,
+             after_s=1.5, timeout=600, check=None, extra_args=(),
+             max_bandwidth=0):
+    """Take one snapshot of a fresh guest by @method; return a dict of
+    figures.  @method: "bg" (background-snapshot), "stop-copy",
+    "precopy"."""
+    path = os.path.join(workdir, "bench-%s.snap" % method)
+    if os.path.exists(path):
+        os.unlink(path)
+    args = ["-m", "%dM" % (ram_bytes // MiB), "-smp", str(smp),
+            "-kernel", guest_elf] + list(extra_args)
+    row = {"method": method, "ram": ram_bytes, "target": target,
+           "smp": smp, "buffer": buffer_bytes}
+    with SnapVM(binary, args) as vm:
+        qmp = vm.qmp
+        qmp.command("migrate-set-capabilities", capabilities=[
+            {"capability": "events", "state": True},
+            {"capability": "background-snapshot", "state": method == "bg"}])
+        params = {"max-bandwidth": max_bandwidth}
+        if method == "bg" and buffer_bytes is not None:
+            params["background-snapshot-buffer-size"] = buffer_bytes
+        qmp.command("migrate-set-parameters", **params)
+        sampler = Sampler(vm)
+        sampler.start()
+        try:
+            pid = vm.proc.pid
+            # Steady state: the guest has touched all its RAM a few times.
+            wait_passes(sampler, settle_passes * smp, timeout=120)
+            t_before = time.monotonic()
+            time.sleep(before_s)
+            rss_before = proc_status(pid)["VmRSS"]
+            row["huge_before"] = huge_pages_bytes(pid)
+            reset_peak_rss(pid)
+            qmp.events.clear()
+
+            t_cmd = time.monotonic()
+            passes_at_cmd = sampler.serial_bytes()
+            if method == "stop-copy":
+                qmp.command("stop")
+                qmp.command("migrate", uri=target_uri(target, path))
+                info = wait_migration(qmp, timeout)
+                qmp.command("cont")
+            else:
+                qmp.command("migrate", uri=target_uri(target, path))
+                info = wait_migration(qmp, timeout)
+                if method == "precopy" and info["status"] == "completed":
+                    qmp.command("cont")
+            t_end = time.monotonic()
+            hwm = proc_status(pid)["VmHWM"]
+            time.sleep(after_s)
+            t_after = time.monotonic()
+            row["huge_after"] = huge_pages_bytes(pid)
+            try:
+                while True:
+                    qmp.wait_event("RESUME", timeout=0)
+            except QMPError:
+                pass
+        finally:
+            sampler.stop()
+        row["status"] = info.get("status")
+        row["error"] = info.get("error-desc")
+        row["total_ms"] = (t_end - t_cmd) * 1000
+        row["reported_total_ms"] = info.get("total-time")
+        row["downtime_ms"] = info.get("downtime")
+        row["event_pause_ms"] = event_pause_ms(qmp.events)
+        row["speed_before"] = sampler.rate(t_before, t_cmd)
+        row["speed_during"] = sampler.rate(t_cmd, t_end)
+        row["speed_after"] = sampler.rate(t_end + 0.2, t_after)
+        # The first pass that began after the command ends with the
+        # second 'B' each vCPU prints after it.
+        t_first = sampler.time_of_passes(passes_at_cmd + 2 * smp, t_cmd)
+        row["first_pass_ms"] = (t_first - t_cmd) * 1000 if t_first else None
+        peak = max(hwm, sampler.peak_rss(t_cmd, t_end) or 0)
+        row["extra_mem"] = peak - rss_before
+        row["rss_before"] = rss_before
+        row["file_bytes"] = os.path.getsize(path) if target != "null" and \
+            os.path.exists(path) else None
+        row["ram_info"] = info.get("ram")
+        row["bg_info"] = info.get("background-snapshot")
+    if check and row["file_bytes"]:
+        row["check"] = check(path)
+    if target != "null" and os.path.exists(path) and not row.get("keep"):
+        row["path"] = path
+    return row
+
+
+def fmt(v, unit="", digits=1):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return ("%." + str(digits) + "f%s") % (v, unit)
+    return "%s%s" % (v, unit)
+
+
+def dump_json(rows, path):
+    with open(path, "w") as f:
+        json.dump(rows, f, indent=1, default=str)
+
+
+def run_img_check(img_binary, path):
+    p = subprocess.run([img_binary, "check", path], capture_output=True,
+                       text=True)
+    return p.returncode == 0
