@@ -16,10 +16,10 @@
 #include <glib/gstdio.h>
 
 #include "libqtest.h"
+#include "sweep-check.h"
 
 #define MiB (1024 * 1024)
-#define PAGE 4096
-#define SWEEP_BASE (1 * MiB)
+#define PAGE SWEEP_PAGE
 
 static QTestState *boot_guest(const char *guest, const char *extra)
 {
@@ -36,34 +36,6 @@ static char *read_file(const char *path, gsize *len)
         g_error("%s", err->message);
     }
     return contents;
-}
-
-/* Guest physical memory [addr, addr + size) through pmemsave. */
-static guint8 *pmem_read(QTestState *qts, uint64_t addr, uint64_t size)
-{
-    g_autofree char *file = g_build_filename(qtest_tmpdir(qts), "pmem.bin",
-                                             NULL);
-    g_autofree char *quoted = qtest_json_quote(file);
-    g_autoptr(JsonNode) ret = qtest_qmp_assert_success(qts,
-        "{\"execute\": \"pmemsave\", \"arguments\": {\"val\": %" PRIu64
-        ", \"size\": %" PRIu64 ", \"filename\": %s}}", addr, size, quoted);
-    gsize len;
-    guint8 *buf = (guint8 *)read_file(file, &len);
-
-    g_assert_cmpuint(len, ==, size);
-    g_unlink(file);
-    return buf;
-}
-
-/* RBX of vCPU @index, from HMP "info registers". */
-static uint64_t cpu_rbx(const char *info_registers, unsigned index)
-{
-    g_autofree char *header = g_strdup_printf("CPU#%u\n", index);
-    const char *cpu = strstr(info_registers, header);
-    g_assert_nonnull(cpu);
-    const char *rbx = strstr(cpu, "RBX=");
-    g_assert_nonnull(rbx);
-    return g_ascii_strtoull(rbx + 4, NULL, 16);
 }
 
 static void assert_status(QTestState *qts, const char *expected)
@@ -114,38 +86,6 @@ static void test_stop_cont(void)
     qtest_quit(qts);
 }
 
-/*
- * After stop, each a-b-sweep slice must show the state of one instant:
- * pages below the vCPU's RBX one step ahead of the pages at and above it.
- * This fails if vm_stop returned before a vCPU really stopped.
- */
-static void check_sweep_consistent(QTestState *qts, uint64_t ram,
-                                   unsigned ncpus)
-{
-    g_autofree char *regs = qtest_hmp(qts, "info registers");
-    g_autofree guint8 *mem = pmem_read(qts, SWEEP_BASE, ram - SWEEP_BASE);
-    uint64_t slice = (ram - SWEEP_BASE) / PAGE / ncpus * PAGE;
-
-    for (unsigned i = 0; i < ncpus; i++) {
-        uint64_t start = SWEEP_BASE + i * slice, end = start + slice;
-        uint64_t rbx = cpu_rbx(regs, i);
-
-        g_assert_cmpuint(rbx, >=, start);
-        g_assert_cmpuint(rbx, <=, end);
-        /* The value at and above RBX; below it, one more. */
-        guint8 v = rbx < end ? mem[rbx - SWEEP_BASE]
-                             : (guint8)(mem[start - SWEEP_BASE] - 1);
-        for (uint64_t a = start; a < end; a += PAGE) {
-            guint8 expect = a < rbx ? (guint8)(v + 1) : v;
-            if (mem[a - SWEEP_BASE] != expect) {
-                g_error("vCPU %u: page 0x%" PRIx64 " holds %u, expected %u "
-                        "(RBX 0x%" PRIx64 ")", i, a, mem[a - SWEEP_BASE],
-                        expect, rbx);
-            }
-        }
-    }
-}
-
 static void test_stop_is_exact(void)
 {
     const uint64_t ram = 32 * MiB;
@@ -155,7 +95,8 @@ static void test_stop_is_exact(void)
     for (int round = 0; round < 5; round++) {
         g_autoptr(JsonNode) r1 = qtest_qmp_assert_success(qts,
                                         "{\"execute\": \"stop\"}");
-        check_sweep_consistent(qts, ram, 2);
+        /* Fails if vm_stop returned before a vCPU really stopped. */
+        sweep_assert_consistent(qts, ram, 2);
         g_autoptr(JsonNode) r2 = qtest_qmp_assert_success(qts,
                                         "{\"execute\": \"cont\"}");
         g_usleep(20 * 1000 * round);
@@ -197,20 +138,22 @@ static void test_smp2(void)
     g_assert_nonnull(strstr(regs, "CPU#1\n"));
     g_assert_nonnull(strstr(regs, "RSI=0000000000000001"));
     uint64_t slice = (16 * MiB - SWEEP_BASE) / PAGE / 2 * PAGE;
-    uint64_t rbx0 = cpu_rbx(regs, 0), rbx1 = cpu_rbx(regs, 1);
-    g_autofree guint8 *a0 = pmem_read(qts, SWEEP_BASE, 1);
-    g_autofree guint8 *a1 = pmem_read(qts, SWEEP_BASE + slice, 1);
+    uint64_t rbx0 = sweep_cpu_rbx(regs, 0), rbx1 = sweep_cpu_rbx(regs, 1);
+    g_autofree guint8 *a0 = sweep_read_guest_ram(qts, SWEEP_BASE, 1);
+    g_autofree guint8 *a1 = sweep_read_guest_ram(qts, SWEEP_BASE + slice,
+                                                 1);
     g_autoptr(JsonNode) r2 = qtest_qmp_assert_success(qts,
                                     "{\"execute\": \"cont\"}");
     g_usleep(50 * 1000);
     g_autoptr(JsonNode) r3 = qtest_qmp_assert_success(qts,
                                     "{\"execute\": \"stop\"}");
     g_autofree char *regs2 = qtest_hmp(qts, "info registers");
-    g_autofree guint8 *b0 = pmem_read(qts, SWEEP_BASE, 1);
-    g_autofree guint8 *b1 = pmem_read(qts, SWEEP_BASE + slice, 1);
-    g_assert_true(cpu_rbx(regs2, 0) != rbx0 || b0[0] != a0[0]);
-    g_assert_true(cpu_rbx(regs2, 1) != rbx1 || b1[0] != a1[0]);
-    check_sweep_consistent(qts, 16 * MiB, 2);
+    g_autofree guint8 *b0 = sweep_read_guest_ram(qts, SWEEP_BASE, 1);
+    g_autofree guint8 *b1 = sweep_read_guest_ram(qts, SWEEP_BASE + slice,
+                                                 1);
+    g_assert_true(sweep_cpu_rbx(regs2, 0) != rbx0 || b0[0] != a0[0]);
+    g_assert_true(sweep_cpu_rbx(regs2, 1) != rbx1 || b1[0] != a1[0]);
+    sweep_assert_consistent(qts, 16 * MiB, 2);
     qtest_quit(qts);
 }
 
@@ -229,7 +172,8 @@ static void test_pmemsave_elf(void)
     /* -S: nothing has run, the loaded image is exactly the file's. */
     QTestState *qts = boot_guest("a-b-sweep", "-m 16M -S");
     assert_status(qts, "prelaunch");
-    g_autofree guint8 *mem = pmem_read(qts, ph.p_paddr, ph.p_filesz);
+    g_autofree guint8 *mem = sweep_read_guest_ram(qts, ph.p_paddr,
+                                                  ph.p_filesz);
     g_assert_cmpmem(mem, ph.p_filesz, elf + ph.p_offset, ph.p_filesz);
 
     g_autofree char *xp = qtest_hmp(qts, "xp /2xb 0x%" PRIx64,
@@ -260,8 +204,9 @@ static void test_numa_blocks(void)
     g_autoptr(JsonNode) r = qtest_qmp_assert_success(qts,
                                     "{\"execute\": \"stop\"}");
     /* The sweep crossed all three blocks, the guest saw one RAM. */
-    check_sweep_consistent(qts, 24 * MiB, 1);
-    g_autofree guint8 *last = pmem_read(qts, 24 * MiB - PAGE, PAGE);
+    sweep_assert_consistent(qts, 24 * MiB, 1);
+    g_autofree guint8 *last = sweep_read_guest_ram(qts, 24 * MiB - PAGE,
+                                                   PAGE);
     g_assert_cmpuint(last[0], >, 0);
     qtest_quit(qts);
 }
@@ -438,7 +383,9 @@ static void test_64g_starts_at_once(void)
     /* Reserved, not touched: no time and no memory for 64 GiB. */
     g_assert_cmpint(elapsed_ms, <, 5000);
     g_assert_cmpint(rss_kib(qtest_pid(qts)), <, 256 * 1024);
-    g_autofree guint8 *top = pmem_read(qts, 64ull * 1024 * MiB - PAGE, PAGE);
+    g_autofree guint8 *top = sweep_read_guest_ram(qts,
+                                                  64ull * 1024 * MiB - PAGE,
+                                                  PAGE);
     g_assert_cmpuint(top[0], ==, 0);
     qtest_quit(qts);
 }
