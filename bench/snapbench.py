@@ -35,18 +35,32 @@ def proc_status(pid):
     return out
 
 
-def huge_pages_bytes(pid, min_vma=64 * MiB):
-    """Bytes mapped by huge pages (anonymous THP + shmem PMDs) in the
-    mappings of at least @min_vma bytes: guest RAM, not the small heaps and
-    code buffers around it."""
+def ram_ranges(qmp):
+    """[(host start, length)] of every RAMBlock, from HMP 'info ramblock'."""
+    text = qmp.command("human-monitor-command",
+                       **{"command-line": "info ramblock"})
+    ranges = []
+    for line in text.splitlines()[1:]:
+        cols = line.split()
+        if len(cols) >= 6 and cols[-1].startswith("0x"):
+            ranges.append((int(cols[-1], 16), int(cols[-2], 16)))
+    return ranges
+
+
+def huge_pages_bytes(pid, ranges):
+    """Bytes of guest RAM (@ranges) mapped by huge pages: anonymous THP
+    and shmem PMDs, from the smaps of the mappings inside guest RAM."""
     total = 0
-    size = 0
+    inside = False
     with open("/proc/%d/smaps" % pid) as f:
         for line in f:
-            if line.startswith("Size:"):
-                size = int(line.split()[1]) * 1024
-            elif line.startswith(("AnonHugePages:", "ShmemPmdMapped:",
-                                  "FilePmdMapped:")) and size >= min_vma:
+            head = line.split()[0]
+            if "-" in head and ":" not in head:
+                lo, hi = (int(x, 16) for x in head.split("-"))
+                inside = any(lo < start + length and start < hi
+                             for start, length in ranges)
+            elif inside and head in ("AnonHugePages:", "ShmemPmdMapped:",
+                                     "FilePmdMapped:"):
                 total += int(line.split()[1]) * 1024
     return total
 
@@ -195,7 +209,8 @@ def run_once(binary, guest_elf, method, ram_bytes, target, workdir,
             t_before = time.monotonic()
             time.sleep(before_s)
             rss_before = proc_status(pid)["VmRSS"]
-            row["huge_before"] = huge_pages_bytes(pid)
+            ranges = ram_ranges(qmp)
+            row["huge_before"] = huge_pages_bytes(pid, ranges)
             reset_peak_rss(pid)
             qmp.events.clear()
 
@@ -215,7 +230,7 @@ def run_once(binary, guest_elf, method, ram_bytes, target, workdir,
             hwm = proc_status(pid)["VmHWM"]
             time.sleep(after_s)
             t_after = time.monotonic()
-            row["huge_after"] = huge_pages_bytes(pid)
+            row["huge_after"] = huge_pages_bytes(pid, ranges)
             try:
                 while True:
                     qmp.wait_event("RESUME", timeout=0)

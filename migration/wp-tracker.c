@@ -155,6 +155,8 @@ bool wp_tracker_check_support(RAMBlock *const *blocks, unsigned nblocks,
     return ok;
 }
 
+static gpointer wp_fault_thread(gpointer opaque);
+
 WPTracker *wp_tracker_new(RAMBlock *const *blocks, unsigned nblocks,
                           uint64_t buffer_bytes, Error **errp)
 {
@@ -209,40 +211,28 @@ WPTracker *wp_tracker_new(RAMBlock *const *blocks, unsigned nblocks,
             }
         }
     }
-    return t;
-
-fail:
-    wp_tracker_free(t);
-    return NULL;
-}
-
-static gpointer wp_fault_thread(gpointer opaque);
-
-bool wp_tracker_start(WPTracker *t, Error **errp)
-{
+    /*
+     * Registering protects nothing yet, and neither does a fault thread
+     * with no fault to read: both are done here, while the guest runs,
+     * so that the pause holds only the write-protect itself.
+     */
     t->uffd = uffd_open(t->features, errp);
     if (t->uffd < 0) {
-        return false;
+        goto fail;
     }
-    for (unsigned i = 0; i < t->nblocks; i++) {
+    for (unsigned i = 0; i < nblocks; i++) {
         WPBlock *b = &t->blocks[i];
-        bitmap_set(b->unclaimed, 0, b->nregions);
         if (!uffd_register(t->uffd, b->rb->host, b->rb->used_length,
                            UFFDIO_REGISTER_MODE_WP, errp)) {
             error_prepend(errp, "RAMBlock '%s': ", b->rb->idstr);
-            return false;
+            goto fail;
         }
         b->registered = true;
-        if (!uffd_writeprotect(t->uffd, b->rb->host, b->rb->used_length,
-                               true, false, errp)) {
-            error_prepend(errp, "RAMBlock '%s': ", b->rb->idstr);
-            return false;
-        }
     }
     t->stop_fd = eventfd(0, EFD_CLOEXEC);
     if (t->stop_fd < 0) {
         error_setg_errno(errp, errno, "eventfd failed");
-        return false;
+        goto fail;
     }
     GError *gerr = NULL;
     t->fault_thread = g_thread_try_new("wp-fault", wp_fault_thread, t, &gerr);
@@ -250,7 +240,25 @@ bool wp_tracker_start(WPTracker *t, Error **errp)
         error_setg(errp, "cannot start the write-fault thread: %s",
                    gerr->message);
         g_error_free(gerr);
-        return false;
+        goto fail;
+    }
+    return t;
+
+fail:
+    wp_tracker_free(t);
+    return NULL;
+}
+
+bool wp_tracker_start(WPTracker *t, Error **errp)
+{
+    for (unsigned i = 0; i < t->nblocks; i++) {
+        WPBlock *b = &t->blocks[i];
+        bitmap_set(b->unclaimed, 0, b->nregions);
+        if (!uffd_writeprotect(t->uffd, b->rb->host, b->rb->used_length,
+                               true, false, errp)) {
+            error_prepend(errp, "RAMBlock '%s': ", b->rb->idstr);
+            return false;
+        }
     }
     return true;
 }

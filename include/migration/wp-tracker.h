@@ -11,7 +11,7 @@
  *
  * Use, from the migration thread:
  *   wp_tracker_check_support()   when the capability is turned on
- *   wp_tracker_new()
+ *   wp_tracker_new()             register, start the fault thread
  *   wp_tracker_start()           with the vCPUs paused: protect everything
  *   loop: wp_tracker_next() / write the pages / flush / wp_tracker_done()
  *   wp_tracker_free()            always: removes every protection first
@@ -65,14 +65,18 @@ typedef struct WPRun {
 bool wp_tracker_check_support(RAMBlock *const *blocks, unsigned nblocks,
                               Error **errp);
 
-/* @buffer_bytes: the copy buffer (0: vCPUs always wait for the write). */
+/*
+ * @buffer_bytes: the copy buffer (0: vCPUs always wait for the write).
+ * Opens the userfaultfd, registers every block and starts the
+ * fault-handler thread; protects nothing yet.
+ */
 WPTracker *wp_tracker_new(RAMBlock *const *blocks, unsigned nblocks,
                           uint64_t buffer_bytes, Error **errp);
 
 /*
- * With the vCPUs paused: register and write-protect every block, mark
- * every region unsaved, start the fault-handler thread.  On failure
- * nothing stays protected.
+ * With the vCPUs paused: mark every region unsaved and write-protect
+ * every block.  This is all the pause holds.  On failure, what was
+ * protected stays so until wp_tracker_free().
  */
 bool wp_tracker_start(WPTracker *t, Error **errp);
 
