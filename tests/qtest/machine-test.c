@@ -51,7 +51,10 @@ static void test_boot_serial(void)
     assert_status(qts, "running");
     g_assert_true(qtest_serial_wait(qts, "BBB", QTEST_DEFAULT_TIMEOUT_MS));
     gsize before = qtest_serial_size(qts);
-    g_usleep(200 * 1000);
+    /* It keeps writing; how soon depends on the machine's load. */
+    for (int i = 0; i < 2000 && qtest_serial_size(qts) == before; i++) {
+        g_usleep(10 * 1000);
+    }
     g_assert_cmpuint(qtest_serial_size(qts), >, before);
     qtest_quit(qts);
 }
@@ -142,17 +145,27 @@ static void test_smp2(void)
     g_autofree guint8 *a0 = sweep_read_guest_ram(qts, SWEEP_BASE, 1);
     g_autofree guint8 *a1 = sweep_read_guest_ram(qts, SWEEP_BASE + slice,
                                                  1);
-    g_autoptr(JsonNode) r2 = qtest_qmp_assert_success(qts,
-                                    "{\"execute\": \"cont\"}");
-    g_usleep(50 * 1000);
-    g_autoptr(JsonNode) r3 = qtest_qmp_assert_success(qts,
-                                    "{\"execute\": \"stop\"}");
-    g_autofree char *regs2 = qtest_hmp(qts, "info registers");
-    g_autofree guint8 *b0 = sweep_read_guest_ram(qts, SWEEP_BASE, 1);
-    g_autofree guint8 *b1 = sweep_read_guest_ram(qts, SWEEP_BASE + slice,
-                                                 1);
-    g_assert_true(sweep_cpu_rbx(regs2, 0) != rbx0 || b0[0] != a0[0]);
-    g_assert_true(sweep_cpu_rbx(regs2, 1) != rbx1 || b1[0] != a1[0]);
+    /*
+     * A vCPU thread that the host has not scheduled yet has not moved:
+     * let them run longer each round, up to a generous total, rather than
+     * count on a fixed slice of wall-clock time.
+     */
+    bool moved0 = false, moved1 = false;
+    for (int round = 1; round <= 20 && !(moved0 && moved1); round++) {
+        g_autoptr(JsonNode) r2 = qtest_qmp_assert_success(qts,
+                                        "{\"execute\": \"cont\"}");
+        g_usleep(50 * 1000 * round);
+        g_autoptr(JsonNode) r3 = qtest_qmp_assert_success(qts,
+                                        "{\"execute\": \"stop\"}");
+        g_autofree char *regs2 = qtest_hmp(qts, "info registers");
+        g_autofree guint8 *b0 = sweep_read_guest_ram(qts, SWEEP_BASE, 1);
+        g_autofree guint8 *b1 = sweep_read_guest_ram(qts, SWEEP_BASE + slice,
+                                                     1);
+        moved0 |= sweep_cpu_rbx(regs2, 0) != rbx0 || b0[0] != a0[0];
+        moved1 |= sweep_cpu_rbx(regs2, 1) != rbx1 || b1[0] != a1[0];
+    }
+    g_assert_true(moved0);
+    g_assert_true(moved1);
     sweep_assert_consistent(qts, 16 * MiB, 2);
     qtest_quit(qts);
 }
@@ -380,8 +393,12 @@ static void test_64g_starts_at_once(void)
     gint64 elapsed_ms = (g_get_monotonic_time() - start) / 1000;
 
     assert_status(qts, "running");
-    /* Reserved, not touched: no time and no memory for 64 GiB. */
-    g_assert_cmpint(elapsed_ms, <, 5000);
+    /*
+     * Reserved, not touched: the resident size is the proof.  The time
+     * bound is only a generous guard against a start-up that walks all
+     * 64 GiB; how fast snapvm starts belongs in bench/, not here.
+     */
+    g_assert_cmpint(elapsed_ms, <, 30000);
     g_assert_cmpint(rss_kib(qtest_pid(qts)), <, 256 * 1024);
     g_autofree guint8 *top = sweep_read_guest_ram(qts,
                                                   64ull * 1024 * MiB - PAGE,

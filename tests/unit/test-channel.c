@@ -122,7 +122,7 @@ static void test_exec_abort_kills(void)
     mig_channel_abort(ch);
     /* What the shell started dies with it (the parent is then init). */
     pid_t grandchild = atoi(pid_text);
-    for (int i = 0; i < 500 && kill(grandchild, 0) == 0; i++) {
+    for (int i = 0; i < 2000 && kill(grandchild, 0) == 0; i++) {
         g_autofree char *stat_path = g_strdup_printf("/proc/%d/stat",
                                                      grandchild);
         g_autofree char *stat = NULL;
@@ -138,7 +138,12 @@ static void test_exec_abort_kills(void)
     g_assert_true(!g_file_get_contents(stat_path, &stat, NULL, NULL) ||
                   strstr(stat, ") Z "));
     unlink(pidfile);
-    g_assert_cmpint(g_get_monotonic_time() - start, <, 5 * G_USEC_PER_SEC);
+    /*
+     * Killed, not waited for: "sleep 30" would have taken 30 s.  A
+     * generous bound below that, since a loaded machine is slow to
+     * deliver and reap.
+     */
+    g_assert_cmpint(g_get_monotonic_time() - start, <, 20 * G_USEC_PER_SEC);
     /* Reaped: no child of ours is left, zombie or not. */
     g_assert_cmpint(waitpid(-1, NULL, WNOHANG), ==, -1);
     g_assert_cmpint(errno, ==, ECHILD);
@@ -354,7 +359,13 @@ static void cancel_unblocks(MigChannel *ch, bool is_read)
     gint64 start = g_get_monotonic_time();
     mig_channel_cancel(ch);
     g_thread_join(t);
-    g_assert_cmpint(g_get_monotonic_time() - start, <, G_USEC_PER_SEC);
+    /*
+     * The point is that cancel unblocks the call instead of leaving it
+     * stalled, not how fast: a loaded machine took 1.1 s.  The bound stays
+     * below the 30 s after which "sleep 30" would end the stall by itself,
+     * and the error must still say "cancelled", not "Broken pipe".
+     */
+    g_assert_cmpint(g_get_monotonic_time() - start, <, 20 * G_USEC_PER_SEC);
     g_assert_false(st.result);
     g_assert_nonnull(strstr(error_get_pretty(st.err), "cancelled"));
     error_free(st.err);
