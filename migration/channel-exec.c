@@ -4,6 +4,7 @@
  * status is part of the result: a save whose command failed has failed.
  */
 #include "qemu/osdep.h"
+#include "qemu/fault-inject.h"
 #include "channel-fd.h"
 #include <poll.h>
 #include <signal.h>
@@ -165,7 +166,8 @@ static MigChannel *exec_open(const char *command, bool outgoing,
         error_setg(errp, "exec: needs a command");
         return NULL;
     }
-    if (!g_spawn_async_with_pipes(NULL, (char **)argv, NULL,
+    if (fault_inject_gerror(FAULT_FORK, &gerr) ||
+        !g_spawn_async_with_pipes(NULL, (char **)argv, NULL,
                                   G_SPAWN_DO_NOT_REAP_CHILD,
                                   exec_child_setup, NULL, &pid,
                                   outgoing ? &fd : NULL,

@@ -2,6 +2,7 @@
  * Descriptor-backed channels (see channel-fd.h) and the fd: transport.
  */
 #include "qemu/osdep.h"
+#include "qemu/fault-inject.h"
 #include "channel-fd.h"
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -100,7 +101,8 @@ bool fd_channel_writev_all(MigChannel *ch, const struct iovec *iov,
             iovcnt--;
             continue;
         }
-        ssize_t n = writev(c->fd, cur, MIN(iovcnt, IOV_MAX));
+        ssize_t n = fault_inject(FAULT_CHANNEL_WRITE) ? -1 :
+                    writev(c->fd, cur, MIN(iovcnt, IOV_MAX));
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -177,7 +179,7 @@ static bool fd_plain_close(MigChannel *ch, Error **errp)
     struct stat st;
     if (fstat(c->fd, &st) == 0 && S_ISREG(st.st_mode) &&
         (fcntl(c->fd, F_GETFL) & O_ACCMODE) != O_RDONLY &&
-        fsync(c->fd) < 0) {
+        (fault_inject(FAULT_CHANNEL_FSYNC) || fsync(c->fd) < 0)) {
         error_setg_errno(errp, errno, "%s: fsync failed", ch->description);
         ok = false;
     }

@@ -5,6 +5,7 @@
  * and a crash never leaves half a file under the real name.
  */
 #include "qemu/osdep.h"
+#include "qemu/fault-inject.h"
 #include "channel-fd.h"
 
 typedef struct FileChannel {
@@ -51,7 +52,7 @@ static bool file_close(MigChannel *ch, Error **errp)
         file_free(f);
         return true;
     }
-    if (fsync(f->fdc.fd) < 0) {
+    if (fault_inject(FAULT_CHANNEL_FSYNC) || fsync(f->fdc.fd) < 0) {
         error_setg_errno(errp, errno, "%s: fsync failed", ch->description);
         file_abort(ch);
         return false;

@@ -7,6 +7,7 @@
  * so a lock is cheaper to reason about than lock-free lists here.
  */
 #include "qemu/osdep.h"
+#include "qemu/fault-inject.h"
 #include "migration/page-queue.h"
 #include <sys/mman.h>
 
@@ -33,7 +34,8 @@ PageQueue *page_queue_new(uint64_t buffer_bytes, Error **errp)
     PageQueue *q = g_new0(PageQueue, 1);
     if (nslots) {
         /* Not touched until used: an idle guest costs no resident memory. */
-        void *buf = mmap(NULL, nslots * TARGET_PAGE_SIZE,
+        void *buf = fault_inject(FAULT_ALLOC) ? MAP_FAILED :
+                    mmap(NULL, nslots * TARGET_PAGE_SIZE,
                          PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (buf == MAP_FAILED) {

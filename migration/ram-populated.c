@@ -7,6 +7,7 @@
  * or reclaimed), so SEEK_DATA on the backing fd is asked too.
  */
 #include "qemu/osdep.h"
+#include "qemu/fault-inject.h"
 #include "migration/ram-populated.h"
 
 #define PAGEMAP_PRESENT (UINT64_C(1) << 63)
@@ -85,7 +86,8 @@ bool ram_populated_read(RamPopulatedReader *r, RAMBlock *rb,
     uintptr_t vaddr = (uintptr_t)rb->host + (first_page << TARGET_PAGE_BITS);
     off_t off = (off_t)(vaddr / TARGET_PAGE_SIZE) * sizeof(uint64_t);
     size_t want = npages * sizeof(uint64_t);
-    ssize_t got = pread(r->pagemap_fd, entries, want, off);
+    ssize_t got = fault_inject(FAULT_PAGEMAP_READ) ? -1 :
+                  pread(r->pagemap_fd, entries, want, off);
     if (got != (ssize_t)want) {
         error_setg_errno(errp, got < 0 ? errno : EIO,
                          "reading /proc/self/pagemap failed");

@@ -28,6 +28,7 @@
 #include "qemu/bitmap.h"
 #include "qemu/bitops.h"
 #include "qemu/cutils.h"
+#include "qemu/fault-inject.h"
 #include "qemu/userfaultfd.h"
 #include "migration/page-queue.h"
 #include "migration/ram-populated.h"
@@ -235,7 +236,8 @@ WPTracker *wp_tracker_new(RAMBlock *const *blocks, unsigned nblocks,
         goto fail;
     }
     GError *gerr = NULL;
-    t->fault_thread = g_thread_try_new("wp-fault", wp_fault_thread, t, &gerr);
+    t->fault_thread = fault_inject_gerror(FAULT_THREAD_CREATE, &gerr) ? NULL :
+        g_thread_try_new("wp-fault", wp_fault_thread, t, &gerr);
     if (!t->fault_thread) {
         error_setg(errp, "cannot start the write-fault thread: %s",
                    gerr->message);

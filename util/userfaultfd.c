@@ -2,6 +2,7 @@
  * userfaultfd helpers (include/qemu/userfaultfd.h).
  */
 #include "qemu/osdep.h"
+#include "qemu/fault-inject.h"
 #include "qemu/userfaultfd.h"
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
@@ -20,13 +21,15 @@ static uint64_t uffd_hidden_features(void)
  */
 static int uffd_create(Error **errp)
 {
-    int fd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    /* An injected failure stands for both ways failing. */
+    bool injected = fault_inject(FAULT_UFFD_OPEN);
+    int fd = injected ? -1 : syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
     if (fd >= 0) {
         return fd;
     }
     int sys_errno = errno;
 
-    int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+    int dev = injected ? -1 : open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
     if (dev >= 0) {
         fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
         int dev_errno = errno;
@@ -89,7 +92,8 @@ bool uffd_register(int uffd, void *addr, uint64_t len, uint64_t mode,
         .range = { .start = (uintptr_t)addr, .len = len },
         .mode = mode,
     };
-    if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0) {
+    if (fault_inject(FAULT_UFFD_IOCTL) ||
+        ioctl(uffd, UFFDIO_REGISTER, &reg) < 0) {
         error_setg_errno(errp, errno, "UFFDIO_REGISTER of %" PRIu64
                          " bytes at %p failed", len, addr);
         return false;
@@ -107,7 +111,8 @@ bool uffd_register(int uffd, void *addr, uint64_t len, uint64_t mode,
 bool uffd_unregister(int uffd, void *addr, uint64_t len, Error **errp)
 {
     struct uffdio_range range = { .start = (uintptr_t)addr, .len = len };
-    if (ioctl(uffd, UFFDIO_UNREGISTER, &range) < 0) {
+    if (fault_inject(FAULT_UFFD_IOCTL) ||
+        ioctl(uffd, UFFDIO_UNREGISTER, &range) < 0) {
         error_setg_errno(errp, errno, "UFFDIO_UNREGISTER failed");
         return false;
     }
@@ -125,7 +130,8 @@ bool uffd_writeprotect(int uffd, void *addr, uint64_t len, bool wp,
     /* EAGAIN: the mm changed under us (a concurrent fault); just retry. */
     int ret;
     do {
-        ret = ioctl(uffd, UFFDIO_WRITEPROTECT, &arg);
+        ret = fault_inject(FAULT_UFFD_IOCTL) ? -1 :
+              ioctl(uffd, UFFDIO_WRITEPROTECT, &arg);
     } while (ret < 0 && (errno == EAGAIN || errno == EINTR));
     if (ret < 0) {
         error_setg_errno(errp, errno, "UFFDIO_WRITEPROTECT (%s) failed",
@@ -139,7 +145,8 @@ int uffd_read_events(int uffd, struct uffd_msg *msgs, int max, Error **errp)
 {
     ssize_t n;
     do {
-        n = read(uffd, msgs, sizeof(*msgs) * max);
+        n = fault_inject(FAULT_UFFD_READ) ? -1 :
+            read(uffd, msgs, sizeof(*msgs) * max);
     } while (n < 0 && errno == EINTR);
     if (n < 0) {
         if (errno == EAGAIN) {
