@@ -1,0 +1,766 @@
+/*
+ * Background snapshots, end to end: "it must be exact, and must never
+ * leave a guest frozen" (issue 5).
+ *
+ * An a-b-sweep guest is snapshotted while it runs; the file is restored
+ * in a second snapvm with -S, whose RAM and registers must be of one
+ * instant (sweep-check.h: every slice has at most one step, exactly at
+ * its RBX).  The source must keep running through it and after it.
+ * Every way a snapshot can end badly (cancel, a target that fails,
+ * quit) must leave no guest page write-protected, which the test reads
+ * from /proc/PID/pagemap (bit 57, "pte is uffd-wp write-protected") over
+ * the host range HMP "info ramblock" reports.
+ */
+#include "libqtest.h"
+#include "sweep-check.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <string.h>
+#include <unistd.h>
+#include <glib/gstdio.h>
+
+#define MiB (1024 * 1024)
+#define RAM_MB 32
+#define RAM_BYTES ((uint64_t)RAM_MB * MiB)
+#define TWO_BLOCKS \
+    "-object memory-backend-ram,id=m0,size=12M " \
+    "-object memory-backend-memfd,id=m1,size=20M " \
+    "-numa node,memdev=m0 -numa node,memdev=m1"
+#define BUFFER_DEFAULT (-1)
+#define PAGEMAP_UFFD_WP (1ull << 57)
+/* How long a guest that runs may take to show it, and a snapshot to end. */
+#define PROGRESS_TIMEOUT_MS 20000
+#define SNAPSHOT_TIMEOUT_MS 120000
+
+typedef struct VMConfig {
+    const char *guest;
+    int smp;
+    bool two_blocks;
+    const char *env;        /* "NAME=VALUE" for snapvm, or NULL */
+} VMConfig;
+
+/* ---- the guest and its monitor ---- */
+
+static char *vm_args(const VMConfig *vm)
+{
+    return g_strdup_printf("-m %dM -smp %d %s", RAM_MB, vm->smp,
+                           vm->two_blocks ? TWO_BLOCKS : "");
+}
+
+/*
+ * Start snapvm with @vm->env in its environment.  libqtest passes its
+ * own environment on, so set it around the spawn.
+ */
+static QTestState *start_vm(const VMConfig *vm, const char *args)
+{
+    g_auto(GStrv) kv = vm->env ? g_strsplit(vm->env, "=", 2) : NULL;
+    QTestState *qts;
+
+    if (kv) {
+        g_assert_nonnull(kv[1]);
+        g_setenv(kv[0], kv[1], TRUE);
+    }
+    qts = qtest_init(args);
+    if (kv) {
+        g_unsetenv(kv[0]);
+    }
+    return qts;
+}
+
+static QTestState *start_source(const VMConfig *vm)
+{
+    g_autofree char *kernel = qtest_guest_path(vm->guest);
+    g_autofree char *base = vm_args(vm);
+    g_autofree char *args = g_strdup_printf("%s -kernel %s", base, kernel);
+    QTestState *qts = start_vm(vm, args);
+    const char *mark = !strcmp(vm->guest, "random-writer") ? "R" : "BB";
+
+    /* Several passes: RAM is no longer zero, and the step can be anywhere. */
+    g_assert_true(qtest_serial_wait(qts, mark, PROGRESS_TIMEOUT_MS));
+    return qts;
+}
+
+static void set_capability(QTestState *qts, bool on)
+{
+    json_node_unref(qtest_qmp_assert_success(qts,
+        "{\"execute\": \"migrate-set-capabilities\", \"arguments\": "
+        "{\"capabilities\": [{\"capability\": \"background-snapshot\", "
+        "\"state\": %s}]}}", on ? "true" : "false"));
+}
+
+static bool capability_is_on(QTestState *qts)
+{
+    g_autoptr(JsonNode) ret = qtest_qmp_assert_success(qts,
+        "{\"execute\": \"query-migrate-capabilities\"}");
+    JsonArray *caps = json_node_get_array(ret);
+
+    for (guint i = 0; i < json_array_get_length(caps); i++) {
+        JsonObject *c = json_array_get_object_element(caps, i);
+        if (!strcmp(json_object_get_string_member(c, "capability"),
+                    "background-snapshot")) {
+            return json_object_get_boolean_member(c, "state");
+        }
+    }
+    g_error("query-migrate-capabilities lists no background-snapshot");
+}
+
+/* @buffer: bytes, or BUFFER_DEFAULT; @bandwidth: bytes/s, 0 = unlimited. */
+static void set_params(QTestState *qts, int64_t buffer, int64_t bandwidth)
+{
+    g_autofree char *buf = buffer == BUFFER_DEFAULT ? g_strdup("") :
+        g_strdup_printf(", \"background-snapshot-buffer-size\": %" PRId64,
+                        buffer);
+
+    json_node_unref(qtest_qmp_assert_success(qts,
+        "{\"execute\": \"migrate-set-parameters\", \"arguments\": "
+        "{\"max-bandwidth\": %" PRId64 "%s}}", bandwidth, buf));
+}
+
+static void migrate(QTestState *qts, const char *uri)
+{
+    g_autofree char *quoted = qtest_json_quote(uri);
+
+    json_node_unref(qtest_qmp_assert_success(qts,
+        "{\"execute\": \"migrate\", \"arguments\": {\"uri\": %s}}", quoted));
+}
+
+static JsonObject *query_migrate(QTestState *qts)
+{
+    g_autoptr(JsonNode) ret = qtest_qmp_assert_success(qts,
+        "{\"execute\": \"query-migrate\"}");
+
+    return json_object_ref(json_node_get_object(ret));
+}
+
+static const char *migration_status(JsonObject *info)
+{
+    return json_object_has_member(info, "status") ?
+           json_object_get_string_member(info, "status") : "none";
+}
+
+static bool migration_over(JsonObject *info)
+{
+    const char *st = migration_status(info);
+
+    return !strcmp(st, "completed") || !strcmp(st, "failed") ||
+           !strcmp(st, "cancelled");
+}
+
+/* Poll until the migration is over; returns the final query-migrate. */
+static JsonObject *wait_migration_end(QTestState *qts)
+{
+    gint64 deadline = g_get_monotonic_time() + SNAPSHOT_TIMEOUT_MS * 1000ll;
+
+    do {
+        JsonObject *info = query_migrate(qts);
+        if (migration_over(info)) {
+            return info;
+        }
+        json_object_unref(info);
+        g_usleep(10 * 1000);
+    } while (g_get_monotonic_time() < deadline);
+    g_error("the snapshot did not end within %d s", SNAPSHOT_TIMEOUT_MS / 1000);
+}
+
+/* A figure of query-migrate's "background-snapshot" object. */
+static gint64 bg_stat(JsonObject *info, const char *name)
+{
+    JsonObject *bg;
+
+    g_assert_true(json_object_has_member(info, "background-snapshot"));
+    bg = json_object_get_object_member(info, "background-snapshot");
+    g_assert_true(json_object_has_member(bg, name));
+    return json_object_get_int_member(bg, name);
+}
+
+static bool bg_wp_unpopulated(JsonObject *info)
+{
+    JsonObject *bg = json_object_get_object_member(info,
+                                                   "background-snapshot");
+    return json_object_get_boolean_member(bg, "wp-unpopulated");
+}
+
+/* Wait until query-migrate is active with at least one fault taken. */
+static void wait_faulting(QTestState *qts)
+{
+    gint64 deadline = g_get_monotonic_time() + PROGRESS_TIMEOUT_MS * 1000ll;
+
+    do {
+        g_autoptr(JsonObject) info = query_migrate(qts);
+        g_assert_false(migration_over(info));
+        if (!strcmp(migration_status(info), "active") &&
+            json_object_has_member(info, "background-snapshot") &&
+            bg_stat(info, "faults") > 0) {
+            return;
+        }
+        g_usleep(10 * 1000);
+    } while (g_get_monotonic_time() < deadline);
+    g_error("the guest took no write fault during the snapshot");
+}
+
+static void assert_run_state(QTestState *qts, const char *want)
+{
+    g_autofree char *st = qtest_query_status(qts);
+    g_assert_cmpstr(st, ==, want);
+}
+
+/* The guest runs: its serial output grows. */
+static void assert_guest_runs(QTestState *qts)
+{
+    gsize before = qtest_serial_size(qts);
+    gint64 deadline = g_get_monotonic_time() + PROGRESS_TIMEOUT_MS * 1000ll;
+
+    while (qtest_serial_size(qts) == before) {
+        if (g_get_monotonic_time() > deadline) {
+            g_error("the guest wrote nothing for %d s: frozen?",
+                    PROGRESS_TIMEOUT_MS / 1000);
+        }
+        g_usleep(5 * 1000);
+    }
+}
+
+/* ---- write protection, seen from outside the process ---- */
+
+/*
+ * Guest RAM pages of @qts's process whose page table entry is uffd-wp
+ * protected.  Host ranges from "info ramblock": the last column is the
+ * host address, the one before it the size.
+ */
+static uint64_t count_protected_pages(QTestState *qts)
+{
+    g_autofree char *table = qtest_hmp(qts, "info ramblock");
+    g_auto(GStrv) lines = g_strsplit(table, "\n", -1);
+    g_autofree char *path = g_strdup_printf("/proc/%d/pagemap",
+                                            (int)qtest_pid(qts));
+    int fd = open(path, O_RDONLY);
+    uint64_t protected = 0, blocks = 0;
+    const long page = sysconf(_SC_PAGESIZE);
+
+    g_assert_cmpint(fd, >=, 0);
+    for (char **l = lines + 1; *l && **l; l++) {
+        g_auto(GStrv) col = g_strsplit_set(g_strstrip(*l), " ", -1);
+        guint n = g_strv_length(col);
+        uint64_t hva, size;
+
+        g_assert_cmpuint(n, >=, 3);
+        hva = g_ascii_strtoull(col[n - 1], NULL, 16);
+        size = g_ascii_strtoull(col[n - 2], NULL, 16);
+        g_assert_cmpuint(hva % page, ==, 0);
+        g_assert_cmpuint(size, >, 0);
+        blocks++;
+        for (uint64_t off = 0; off < size;) {
+            uint64_t ent[4096];
+            uint64_t count = MIN(G_N_ELEMENTS(ent), (size - off) / page);
+            ssize_t got = pread(fd, ent, count * sizeof(ent[0]),
+                                (hva + off) / page * sizeof(ent[0]));
+
+            g_assert_cmpint(got, ==, (ssize_t)(count * sizeof(ent[0])));
+            for (uint64_t i = 0; i < count; i++) {
+                protected += !!(ent[i] & PAGEMAP_UFFD_WP);
+            }
+            off += count * page;
+        }
+    }
+    close(fd);
+    g_assert_cmpuint(blocks, >=, 1);
+    return protected;
+}
+
+static void assert_nothing_protected(QTestState *qts)
+{
+    uint64_t n = count_protected_pages(qts);
+
+    if (n) {
+        g_error("%" PRIu64 " guest pages are still write-protected", n);
+    }
+}
+
+/* ---- snapshot, restore, check ---- */
+
+/*
+ * Restore @file in a fresh snapvm with -S and check that its RAM and
+ * registers are of one instant.
+ */
+static void restore_and_check(const VMConfig *vm, const char *file)
+{
+    g_autofree char *base = vm_args(vm);
+    g_autofree char *args = g_strdup_printf("%s -S -incoming 'exec:cat %s'",
+                                            base, file);
+    QTestState *dst = qtest_init(args);
+    g_autoptr(JsonObject) info = wait_migration_end(dst);
+
+    g_assert_cmpstr(migration_status(info), ==, "completed");
+    assert_run_state(dst, "paused");
+    sweep_assert_consistent(dst, RAM_BYTES, vm->smp);
+    qtest_quit(dst);
+}
+
+/*
+ * Snapshot the running a-b-sweep guest of @src to exec: or file:, assert
+ * it completed with the guest running throughout, and that the file
+ * restores to a consistent image.  Returns the final query-migrate.
+ */
+static JsonObject *snapshot_and_check(QTestState *src, const VMConfig *vm,
+                                      bool to_file)
+{
+    g_autofree char *file = g_build_filename(qtest_tmpdir(src), "vm.snap",
+                                             NULL);
+    g_autofree char *uri = to_file ? g_strdup_printf("file:%s", file)
+                                   : g_strdup_printf("exec:cat > '%s'", file);
+    gsize serial_before = qtest_serial_size(src);
+    JsonObject *info;
+
+    assert_run_state(src, "running");
+    migrate(src, uri);
+    info = wait_migration_end(src);
+    if (strcmp(migration_status(info), "completed")) {
+        g_error("snapshot to %s: %s (%s)", uri, migration_status(info),
+                json_object_has_member(info, "error-desc") ?
+                json_object_get_string_member(info, "error-desc") : "");
+    }
+    if (g_test_verbose()) {
+        g_printerr("# %s: %" PRId64 " ms, serial %zu -> %zu, faults %" PRId64
+                   " copied %" PRId64 " waited %" PRId64 " wait %" PRId64
+                   " us, pause %" PRId64 " us\n", uri,
+                   json_object_get_int_member(info, "total-time"),
+                   serial_before, qtest_serial_size(src),
+                   bg_stat(info, "faults"), bg_stat(info, "copied-pages"),
+                   bg_stat(info, "waited-faults"),
+                   bg_stat(info, "wait-time-us"), bg_stat(info, "pause-us"));
+    }
+    /* A snapshot, not a migration: the source goes on. */
+    assert_run_state(src, "running");
+    assert_guest_runs(src);
+    g_assert_cmpint(bg_stat(info, "buffer-peak"), <=,
+                    bg_stat(info, "buffer-size"));
+    /*
+     * A write fault is a guest write after the snapshot instant: the
+     * guest ran during the snapshot.  (Its serial output need not grow:
+     * with no bandwidth limit the snapshot may be over before one sweep
+     * pass is; test_runs_during() checks that with a longer one.)
+     */
+    g_assert_cmpint(bg_stat(info, "faults"), >, 0);
+    assert_nothing_protected(src);
+
+    restore_and_check(vm, file);
+    g_unlink(file);
+    return info;
+}
+
+/* ---- 1. exactness ---- */
+
+typedef struct ExactCase {
+    const char *name;
+    int smp;
+    bool two_blocks;
+    int64_t buffer;
+    int rounds;             /* exec: and file: alternate */
+} ExactCase;
+
+static void test_exact(gconstpointer opaque)
+{
+    const ExactCase *c = opaque;
+    VMConfig vm = { "a-b-sweep", c->smp, c->two_blocks, NULL };
+    QTestState *src = start_source(&vm);
+    gint64 copied = 0, waited = 0;
+
+    set_capability(src, true);
+    set_params(src, c->buffer, 0);
+    for (int round = 0; round < c->rounds; round++) {
+        g_autoptr(JsonObject) info = snapshot_and_check(src, &vm, round % 2);
+
+        copied += bg_stat(info, "copied-pages");
+        waited += bg_stat(info, "waited-faults");
+        if (c->buffer >= 0) {
+            g_assert_cmpint(bg_stat(info, "buffer-size"), ==, c->buffer);
+        }
+        if (c->buffer == 0) {
+            g_assert_cmpint(bg_stat(info, "copied-pages"), ==, 0);
+            g_assert_cmpint(bg_stat(info, "buffer-peak"), ==, 0);
+        }
+    }
+    /*
+     * Which path a fault takes depends on where the vCPU is against the
+     * saver's walk (a region the saver has claimed is waited for with
+     * any buffer), so count over the rounds.
+     */
+    if (c->buffer == 0) {
+        g_assert_cmpint(waited, >, 0);
+    } else {
+        g_assert_cmpint(copied, >, 0);
+    }
+    qtest_quit(src);
+}
+
+/*
+ * The guest's serial output grows while a snapshot runs: here one long
+ * enough (8 MiB/s: 4 s for 32 MiB) that a frozen guest would show.
+ */
+static void test_runs_during(gconstpointer opaque)
+{
+    const int64_t buffer = *(const int64_t *)opaque;
+    VMConfig vm = { "a-b-sweep", 2, true, NULL };
+    QTestState *src = start_source(&vm);
+    g_autofree char *file = g_build_filename(qtest_tmpdir(src), "vm.snap",
+                                             NULL);
+    g_autofree char *uri = g_strdup_printf("file:%s", file);
+    gsize serial_at_fault;
+    bool grew = false;
+
+    set_capability(src, true);
+    set_params(src, buffer, 8 * MiB);
+    migrate(src, uri);
+    wait_faulting(src);
+    serial_at_fault = qtest_serial_size(src);
+    for (;;) {
+        g_autoptr(JsonObject) info = query_migrate(src);
+        if (migration_over(info)) {
+            break;
+        }
+        if (qtest_serial_size(src) > serial_at_fault) {
+            grew = true;
+            break;
+        }
+        g_usleep(5 * 1000);
+    }
+    g_assert_true(grew);
+    g_autoptr(JsonObject) info = wait_migration_end(src);
+    g_assert_cmpstr(migration_status(info), ==, "completed");
+    assert_run_state(src, "running");
+    assert_nothing_protected(src);
+    restore_and_check(&vm, file);
+    qtest_quit(src);
+}
+
+/* ---- 2. throttling ---- */
+
+/*
+ * The random-writer's latest store: it writes its running store count
+ * into the page it stores to, so the largest count in RAM says how far
+ * it has got (one vCPU).
+ */
+static uint64_t random_writer_progress(QTestState *qts)
+{
+    g_autofree guint8 *mem = sweep_read_guest_ram(qts, SWEEP_BASE,
+                                                  RAM_BYTES - SWEEP_BASE);
+    uint64_t most = 0;
+
+    for (uint64_t off = 0; off < RAM_BYTES - SWEEP_BASE; off += SWEEP_PAGE) {
+        uint64_t v;
+        memcpy(&v, mem + off, sizeof(v));
+        most = MAX(most, v);
+    }
+    return most;
+}
+
+static void test_throttled(void)
+{
+    VMConfig vm = { "random-writer", 1, false, NULL };
+    QTestState *src = start_source(&vm);
+    g_autofree char *uri = g_strdup_printf("exec:cat > '%s/vm.snap'",
+                                           qtest_tmpdir(src));
+    const int64_t buffer = 4 * MiB;
+
+    set_capability(src, true);
+    /* 4 s for 32 MiB: the guest dirties far faster than that. */
+    set_params(src, buffer, 8 * MiB);
+    migrate(src, uri);
+    wait_faulting(src);
+    uint64_t before = random_writer_progress(src);
+    g_usleep(300 * 1000);
+    uint64_t after = random_writer_progress(src);
+    g_autoptr(JsonObject) mid = query_migrate(src);
+    /* Throttled, not frozen: it stored on while the snapshot ran. */
+    g_assert_cmpstr(migration_status(mid), ==, "active");
+    g_assert_cmpuint(after, >, before);
+
+    g_autoptr(JsonObject) info = wait_migration_end(src);
+    g_assert_cmpstr(migration_status(info), ==, "completed");
+    g_assert_cmpint(bg_stat(info, "buffer-size"), ==, buffer);
+    g_assert_cmpint(bg_stat(info, "buffer-peak"), <=, buffer);
+    g_assert_cmpint(bg_stat(info, "buffer-peak"), >, 0);
+    g_assert_cmpint(bg_stat(info, "waited-faults"), >, 0);
+    g_assert_cmpint(bg_stat(info, "wait-time-us"), >, 0);
+    assert_run_state(src, "running");
+    assert_guest_runs(src);
+    assert_nothing_protected(src);
+    qtest_quit(src);
+}
+
+/* ---- 3. failures ---- */
+
+/*
+ * After a snapshot that did not complete: the guest runs, nothing is
+ * protected, query-migrate says why, and the next snapshot is exact.
+ */
+static void check_recovered(QTestState *src, const VMConfig *vm,
+                            JsonObject *info, const char *status)
+{
+    const char *desc;
+
+    g_assert_cmpstr(migration_status(info), ==, status);
+    g_assert_true(json_object_has_member(info, "error-desc"));
+    desc = json_object_get_string_member(info, "error-desc");
+    g_assert_cmpuint(strlen(desc), >, 0);
+    if (g_test_verbose()) {
+        g_printerr("# %s: %s\n", status, desc);
+    }
+    assert_run_state(src, "running");
+    assert_guest_runs(src);
+    assert_nothing_protected(src);
+
+    set_params(src, 4 * MiB, 0);
+    g_autoptr(JsonObject) again = snapshot_and_check(src, vm, true);
+}
+
+static void test_cancel(void)
+{
+    VMConfig vm = { "a-b-sweep", 2, true, NULL };
+    QTestState *src = start_source(&vm);
+    g_autofree char *file = g_build_filename(qtest_tmpdir(src), "vm.snap",
+                                             NULL);
+    g_autofree char *uri = g_strdup_printf("file:%s", file);
+
+    set_capability(src, true);
+    /* No buffer, 16 s for 32 MiB: vCPUs are surely blocked on a page. */
+    set_params(src, 0, 2 * MiB);
+    migrate(src, uri);
+    wait_faulting(src);
+    /* The pagemap check sees protection when there is some. */
+    g_assert_cmpuint(count_protected_pages(src), >, 0);
+
+    json_node_unref(qtest_qmp_assert_success(src,
+                                             "{\"execute\": \"migrate_cancel\"}"));
+    g_autoptr(JsonObject) info = wait_migration_end(src);
+    /* A file: target is complete or absent. */
+    g_assert_false(g_file_test(file, G_FILE_TEST_EXISTS));
+    check_recovered(src, &vm, info, "cancelled");
+    qtest_quit(src);
+}
+
+static void check_target_fails(const char *uri)
+{
+    VMConfig vm = { "a-b-sweep", 2, true, NULL };
+    QTestState *src = start_source(&vm);
+
+    set_capability(src, true);
+    set_params(src, 0, 0);
+    migrate(src, uri);
+    g_autoptr(JsonObject) info = wait_migration_end(src);
+    check_recovered(src, &vm, info, "failed");
+    qtest_quit(src);
+}
+
+static void test_fail_exec_false(void)
+{
+    check_target_fails("exec:false");
+}
+
+static void test_fail_target_closes_early(void)
+{
+    check_target_fails("exec:head -c 8192 >/dev/null");
+}
+
+/* ---- 4. where the capability is refused, and old kernels ---- */
+
+static void test_refused_without_uffd_wp(void)
+{
+    VMConfig vm = { "a-b-sweep", 1, false,
+                    "SNAPVM_TEST_UFFD_HIDE_FEATURES=0x1" };
+    QTestState *qts = start_source(&vm);
+    g_autoptr(JsonObject) r = qtest_qmp(qts,
+        "{\"execute\": \"migrate-set-capabilities\", \"arguments\": "
+        "{\"capabilities\": [{\"capability\": \"background-snapshot\", "
+        "\"state\": true}]}}");
+    const char *desc = qtest_reply_error_desc(r, "GenericError");
+
+    if (!strstr(desc, "write-protect")) {
+        g_error("refusal '%s' does not name write-protect", desc);
+    }
+    g_assert_false(capability_is_on(qts));
+    qtest_quit(qts);
+}
+
+static void test_refused_on_disk_file(void)
+{
+    g_autofree char *dir = g_strdup("/tmp/bg-snapshot-test-XXXXXX");
+    g_autofree char *mem = NULL;
+    g_autofree char *args = NULL;
+    QTestState *qts;
+
+    g_assert_nonnull(g_mkdtemp(dir));
+    mem = g_build_filename(dir, "guest-ram", NULL);
+    args = g_strdup_printf("-m %dM -object memory-backend-file,id=diskmem,"
+                           "size=%dM,mem-path=%s,share=on "
+                           "-numa node,memdev=diskmem", RAM_MB, RAM_MB, mem);
+    qts = qtest_init(args);
+    /* The kernel cannot write-protect a shared mapping of an ext4 file. */
+    g_autoptr(JsonObject) r = qtest_qmp(qts,
+        "{\"execute\": \"migrate-set-capabilities\", \"arguments\": "
+        "{\"capabilities\": [{\"capability\": \"background-snapshot\", "
+        "\"state\": true}]}}");
+    const char *desc = qtest_reply_error_desc(r, "GenericError");
+
+    if (!strstr(desc, "'diskmem'")) {
+        g_error("refusal '%s' does not name the RAMBlock", desc);
+    }
+    g_assert_false(capability_is_on(qts));
+    qtest_quit(qts);
+    g_unlink(mem);
+    g_rmdir(dir);
+}
+
+static void test_exact_without_wp_unpopulated(void)
+{
+    VMConfig vm = { "a-b-sweep", 2, true,
+                    "SNAPVM_TEST_UFFD_HIDE_FEATURES=0x2000" };
+    QTestState *src = start_source(&vm);
+
+    set_capability(src, true);
+    set_params(src, 4 * MiB, 0);
+    for (int round = 0; round < 2; round++) {
+        g_autoptr(JsonObject) info = snapshot_and_check(src, &vm, round % 2);
+        g_assert_false(bg_wp_unpopulated(info));
+    }
+    qtest_quit(src);
+}
+
+/* ---- 5, 6. stop, cont and quit while a snapshot runs ---- */
+
+static QTestState *start_slow_snapshot(const VMConfig *vm, int64_t bandwidth)
+{
+    QTestState *src = start_source(vm);
+    g_autofree char *uri = g_strdup_printf("file:%s/vm.snap",
+                                           qtest_tmpdir(src));
+
+    set_capability(src, true);
+    set_params(src, 0, bandwidth);
+    migrate(src, uri);
+    wait_faulting(src);
+    return src;
+}
+
+static void test_stop_cont(void)
+{
+    VMConfig vm = { "a-b-sweep", 2, false, NULL };
+    QTestState *src = start_slow_snapshot(&vm, 8 * MiB);
+    g_autofree char *file = g_build_filename(qtest_tmpdir(src), "vm.snap",
+                                             NULL);
+    gint64 t0 = g_get_monotonic_time();
+
+    /* vCPUs blocked on protected pages must still stop, soon. */
+    json_node_unref(qtest_qmp_assert_success(src, "{\"execute\": \"stop\"}"));
+    g_assert_cmpint(g_get_monotonic_time() - t0, <, 10 * G_USEC_PER_SEC);
+    assert_run_state(src, "paused");
+    gsize paused_at = qtest_serial_size(src);
+    g_usleep(200 * 1000);
+    g_assert_cmpuint(qtest_serial_size(src), ==, paused_at);
+    g_autoptr(JsonObject) mid = query_migrate(src);
+    g_assert_cmpstr(migration_status(mid), ==, "active");
+
+    json_node_unref(qtest_qmp_assert_success(src, "{\"execute\": \"cont\"}"));
+    assert_run_state(src, "running");
+    assert_guest_runs(src);
+    g_autoptr(JsonObject) info = wait_migration_end(src);
+    g_assert_cmpstr(migration_status(info), ==, "completed");
+    assert_run_state(src, "running");
+    assert_nothing_protected(src);
+    g_assert_cmpint(bg_stat(info, "waited-faults"), >, 0);
+    restore_and_check(&vm, file);
+    qtest_quit(src);
+}
+
+static void test_quit(void)
+{
+    VMConfig vm = { "a-b-sweep", 2, true, NULL };
+    QTestState *src = start_slow_snapshot(&vm, 2 * MiB);
+    gint64 t0 = g_get_monotonic_time();
+
+    qtest_qmp_send(src, "{\"execute\": \"quit\"}");
+    g_assert_cmpint(qtest_wait_exit(src, 10000), ==, 0);
+    g_assert_cmpint(g_get_monotonic_time() - t0, <, 10 * G_USEC_PER_SEC);
+}
+
+/* ---- the check itself can fail ---- */
+
+static void test_sweep_check_rejects_torn_image(void)
+{
+    const uint64_t ram = 8 * MiB, len = ram - SWEEP_BASE;
+    const uint64_t slice = len / SWEEP_PAGE / 2 * SWEEP_PAGE;
+    g_autofree guint8 *mem = g_malloc0(len);
+    uint64_t rbx[2] = { SWEEP_BASE + 5 * SWEEP_PAGE,
+                        SWEEP_BASE + slice + slice };
+    unsigned steps;
+
+    /* vCPU 0 mid-pass (7 below RBX, 6 above); vCPU 1 just done (all 3). */
+    for (uint64_t off = 0; off < slice; off += SWEEP_PAGE) {
+        mem[off] = off < 5 * SWEEP_PAGE ? 7 : 6;
+        mem[slice + off] = 3;
+    }
+    g_assert_null(sweep_check_image(mem, ram, rbx, 2, &steps));
+    g_assert_cmpuint(steps, ==, 1);
+
+    mem[9 * SWEEP_PAGE] = 7;            /* a page ahead of its time */
+    g_autofree char *e1 = sweep_check_image(mem, ram, rbx, 2, NULL);
+    g_assert_nonnull(e1);
+    mem[9 * SWEEP_PAGE] = 6;
+    rbx[0] += SWEEP_PAGE;               /* registers of another instant */
+    g_autofree char *e2 = sweep_check_image(mem, ram, rbx, 2, NULL);
+    g_assert_nonnull(e2);
+    rbx[0] = SWEEP_BASE + 5 * SWEEP_PAGE + 8;
+    g_autofree char *e3 = sweep_check_image(mem, ram, rbx, 2, NULL);
+    g_assert_nonnull(e3);
+}
+
+static const ExactCase exact_cases[] = {
+    { "/bg-snapshot/exact/smp1-one-block-buffer-default",
+      1, false, BUFFER_DEFAULT, 3 },
+    { "/bg-snapshot/exact/smp1-one-block-buffer4m", 1, false, 4 * MiB, 3 },
+    { "/bg-snapshot/exact/smp1-one-block-buffer0", 1, false, 0, 3 },
+    { "/bg-snapshot/exact/smp1-two-blocks-buffer-default",
+      1, true, BUFFER_DEFAULT, 3 },
+    { "/bg-snapshot/exact/smp1-two-blocks-buffer4m", 1, true, 4 * MiB, 3 },
+    { "/bg-snapshot/exact/smp1-two-blocks-buffer0", 1, true, 0, 3 },
+    { "/bg-snapshot/exact/smp2-one-block-buffer-default",
+      2, false, BUFFER_DEFAULT, 3 },
+    { "/bg-snapshot/exact/smp2-one-block-buffer4m", 2, false, 4 * MiB, 3 },
+    { "/bg-snapshot/exact/smp2-one-block-buffer0", 2, false, 0, 3 },
+    { "/bg-snapshot/exact/smp2-two-blocks-buffer-default",
+      2, true, BUFFER_DEFAULT, 3 },
+    { "/bg-snapshot/exact/smp2-two-blocks-buffer4m", 2, true, 4 * MiB, 3 },
+    { "/bg-snapshot/exact/smp2-two-blocks-buffer0", 2, true, 0, 3 },
+};
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/bg-snapshot/sweep-check/rejects-torn-image",
+                    test_sweep_check_rejects_torn_image);
+    if (!qtest_guest_exists("a-b-sweep")) {
+        g_test_message("guest programs are not built");
+        return g_test_run();
+    }
+    for (unsigned i = 0; i < G_N_ELEMENTS(exact_cases); i++) {
+        g_test_add_data_func(exact_cases[i].name, &exact_cases[i],
+                             test_exact);
+    }
+    static const int64_t buffer_default = BUFFER_DEFAULT;
+    g_test_add_data_func("/bg-snapshot/runs-during/buffer-default",
+                         &buffer_default, test_runs_during);
+    g_test_add_func("/bg-snapshot/throttled/random-writer", test_throttled);
+    g_test_add_func("/bg-snapshot/fail/cancel", test_cancel);
+    g_test_add_func("/bg-snapshot/fail/exec-false", test_fail_exec_false);
+    g_test_add_func("/bg-snapshot/fail/target-closes-early",
+                    test_fail_target_closes_early);
+    g_test_add_func("/bg-snapshot/refused/no-uffd-wp",
+                    test_refused_without_uffd_wp);
+    g_test_add_func("/bg-snapshot/refused/shared-disk-file",
+                    test_refused_on_disk_file);
+    g_test_add_func("/bg-snapshot/exact/without-wp-unpopulated",
+                    test_exact_without_wp_unpopulated);
+    g_test_add_func("/bg-snapshot/stop-cont", test_stop_cont);
+    g_test_add_func("/bg-snapshot/quit", test_quit);
+    return g_test_run();
+}
