@@ -49,24 +49,11 @@ static char *vm_args(const VMConfig *vm)
                            vm->two_blocks ? TWO_BLOCKS : "");
 }
 
-/*
- * Start snapvm with @vm->env in its environment.  libqtest passes its
- * own environment on, so set it around the spawn.
- */
 static QTestState *start_vm(const VMConfig *vm, const char *args)
 {
-    g_auto(GStrv) kv = vm->env ? g_strsplit(vm->env, "=", 2) : NULL;
-    QTestState *qts;
+    const char *env[] = { vm->env, NULL };
 
-    if (kv) {
-        g_assert_nonnull(kv[1]);
-        g_setenv(kv[0], kv[1], TRUE);
-    }
-    qts = qtest_init(args);
-    if (kv) {
-        g_unsetenv(kv[0]);
-    }
-    return qts;
+    return qtest_init_env(env, args);
 }
 
 static QTestState *start_source(const VMConfig *vm)
@@ -532,7 +519,7 @@ static void test_cancel(void)
     g_assert_cmpuint(count_protected_pages(src), >, 0);
 
     json_node_unref(qtest_qmp_assert_success(src,
-                                             "{\"execute\": \"migrate_cancel\"}"));
+        "{\"execute\": \"migrate_cancel\"}"));
     g_autoptr(JsonObject) info = wait_migration_end(src);
     /* A file: target is complete or absent. */
     g_assert_false(g_file_test(file, G_FILE_TEST_EXISTS));

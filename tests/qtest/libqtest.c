@@ -541,10 +541,31 @@ QTestState *qtest_client_new(QTestState *owner, bool negotiate)
 
 QTestState *qtest_init(const char *extra_args)
 {
+    return qtest_init_env(NULL, extra_args);
+}
+
+/* Our environment with @env's "NAME=VALUE" strings set over it. */
+static char **build_envp(const char *const *env)
+{
+    char **envp = g_get_environ();
+
+    for (; env && *env; env++) {
+        g_auto(GStrv) kv = g_strsplit(*env, "=", 2);
+        if (!kv[0] || !kv[1]) {
+            g_error("environment entry '%s' is not NAME=VALUE", *env);
+        }
+        envp = g_environ_setenv(envp, kv[0], kv[1], TRUE);
+    }
+    return envp;
+}
+
+QTestState *qtest_init_env(const char *const *env, const char *extra_args)
+{
     QTestState *qts = qtest_state_new();
     g_autoptr(GError) err = NULL;
     g_autofree char *prefix = NULL;
     g_auto(GStrv) argv = NULL;
+    g_auto(GStrv) envp = build_envp(env);
     gint64 deadline = deadline_after(QTEST_START_TIMEOUT_MS);
     GPid pid;
 
@@ -561,7 +582,7 @@ QTestState *qtest_init(const char *extra_args)
         g_autofree char *cmd = g_strjoinv(" ", argv);
         g_printerr("# starting %s\n", cmd);
     }
-    if (!g_spawn_async(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
+    if (!g_spawn_async(NULL, argv, envp, G_SPAWN_DO_NOT_REAP_CHILD,
                        child_setup, NULL, &pid, &err)) {
         g_error("cannot start %s: %s", argv[0], err->message);
     }

@@ -34,6 +34,12 @@ typedef struct QTestState QTestState;
  */
 QTestState *qtest_init(const char *extra_args);
 QTestState *qtest_initf(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+/*
+ * qtest_init() with @env ("NAME=VALUE" strings, NULL-terminated; NULL for
+ * none) set in snapvm's environment over the test's own, e.g. the
+ * test-only switch SNAPVM_TEST_UFFD_HIDE_FEATURES.
+ */
+QTestState *qtest_init_env(const char *const *env, const char *extra_args);
 
 /*
  * Send "quit" (owner) and wait for the process; SIGKILL it if it has not
