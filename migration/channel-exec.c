@@ -8,6 +8,7 @@
 #include "channel-fd.h"
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -20,18 +21,49 @@ typedef struct ExecChannel {
 } ExecChannel;
 
 /*
+ * Start "/bin/sh -c @command" with @child_fd as its stdin (outgoing) or
+ * stdout (incoming).
+ *
+ * posix_spawn, not fork: glibc's clones the process with CLONE_VM |
+ * CLONE_VFORK, so guest RAM is neither copied nor shared copy-on-write
+ * with the child.  After a fork, the guest's next write to a transparent
+ * huge page shared with the not-yet-exec'ed child is copied at 4 KiB
+ * granularity and splits that huge page for good, and the page tables of
+ * a large guest take milliseconds to copy.
+ *
  * snapvm ignores SIGPIPE so that a target that goes away early is an
- * EPIPE we can report; the command must not inherit that, or a pipeline
- * like "exec:cat | head" would change behaviour.
+ * EPIPE we can report; the command gets it back (SETSIGDEF), or a
+ * pipeline like "exec:cat | head" would change behaviour.  It runs in its
+ * own process group, so that abort() reaches what the shell forked too
+ * (dash runs "sleep 30" as a child, not by exec).  No descriptor of ours
+ * but @child_fd leaks into it.
  */
-static void exec_child_setup(gpointer opaque)
+static int exec_spawn(const char *command, int child_fd, int target_fd,
+                      pid_t *pid)
 {
-    signal(SIGPIPE, SIG_DFL);
-    /*
-     * Its own process group, so that abort() reaches what the shell
-     * forked too (dash runs "sleep 30" as a child, not by exec).
-     */
-    setpgid(0, 0);
+    char *const argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)command,
+                           NULL };
+    extern char **environ;
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    sigset_t sigdefault, empty;
+
+    sigemptyset(&sigdefault);
+    sigaddset(&sigdefault, SIGPIPE);
+    sigemptyset(&empty);
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, child_fd, target_fd);
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP |
+                             POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setsigdefault(&attr, &sigdefault);
+    posix_spawnattr_setsigmask(&attr, &empty);
+    int err = posix_spawn(pid, "/bin/sh", &actions, &attr, argv, environ);
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&actions);
+    return err;
 }
 
 static char *exec_status_message(int status)
@@ -156,27 +188,35 @@ static const MigChannelOps exec_ops = {
 static MigChannel *exec_open(const char *command, bool outgoing,
                              Error **errp)
 {
-    const char *argv[] = { "/bin/sh", "-c", command, NULL };
     g_autoptr(GError) gerr = NULL;
     g_autofree char *desc = g_strdup_printf("exec:%s", command);
-    GPid pid;
-    int fd = -1;
+    pid_t pid;
+    int pipefd[2];
 
     if (!*command) {
         error_setg(errp, "exec: needs a command");
         return NULL;
     }
-    if (fault_inject_gerror(FAULT_FORK, &gerr) ||
-        !g_spawn_async_with_pipes(NULL, (char **)argv, NULL,
-                                  G_SPAWN_DO_NOT_REAP_CHILD,
-                                  exec_child_setup, NULL, &pid,
-                                  outgoing ? &fd : NULL,
-                                  outgoing ? NULL : &fd, NULL, &gerr)) {
+    if (fault_inject_gerror(FAULT_FORK, &gerr)) {
         error_setg(errp, "%s: cannot start the command: %s", desc,
                    gerr->message);
         return NULL;
     }
-    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    if (pipe2(pipefd, O_CLOEXEC) < 0) {
+        error_setg_errno(errp, errno, "%s: cannot create a pipe", desc);
+        return NULL;
+    }
+    /* Outgoing: we write pipefd[1], the command reads its stdin. */
+    int fd = outgoing ? pipefd[1] : pipefd[0];
+    int child_fd = outgoing ? pipefd[0] : pipefd[1];
+    int err = exec_spawn(command, child_fd, outgoing ? 0 : 1, &pid);
+    close(child_fd);
+    if (err) {
+        close(fd);
+        error_setg(errp, "%s: cannot start the command: %s", desc,
+                   g_strerror(err));
+        return NULL;
+    }
 
     ExecChannel *e = g_new0(ExecChannel, 1);
     e->pid = pid;
