@@ -65,6 +65,68 @@ def huge_pages_bytes(pid, ranges):
     return total
 
 
+def guest_ram_ranges_from_maps(pid, ram_bytes):
+    """[(start, length)] of the anonymous mappings of @pid at least half
+    as large as the guest's RAM: guest RAM, for a VMM (QEMU) whose
+    'info ramblock' gives no host address."""
+    ranges = []
+    with open("/proc/%d/maps" % pid) as f:
+        for line in f:
+            cols = line.split()
+            lo, hi = (int(x, 16) for x in cols[0].split("-"))
+            if len(cols) < 6 and hi - lo >= ram_bytes // 2:
+                ranges.append((lo, hi - lo))
+    return ranges
+
+
+def same_program_children(pid):
+    """Descendants of @pid running the same program (a fork()ed copy of
+    the VMM, not the 'sh -c cat' of an exec: target)."""
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            comm = f.read()
+    except OSError:
+        return []
+    found = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tids = os.listdir("/proc/%d/task" % parent)
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open("/proc/%d/task/%s/children" % (parent, tid)) as f:
+                    kids = [int(k) for k in f.read().split()]
+            except OSError:
+                continue
+            for kid in kids:
+                todo.append(kid)
+                try:
+                    with open("/proc/%d/comm" % kid) as f:
+                        if f.read() == comm:
+                            found.append(kid)
+                except OSError:
+                    pass
+    return found
+
+
+def private_bytes(pid):
+    """Memory only @pid holds (Private_Clean + Private_Dirty): for a
+    fork()ed child, the old copies of the pages its parent has written
+    since, which exist only because of the child."""
+    total = 0
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                    total += int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return total
+
+
 def reset_peak_rss(pid):
     """Make VmHWM start again from the current RSS (clear_refs 5)."""
     try:
@@ -76,7 +138,10 @@ def reset_peak_rss(pid):
 
 
 class Sampler(threading.Thread):
-    """Samples (time, serial bytes, RSS) every @interval seconds."""
+    """Samples (time, serial bytes, memory) every @interval seconds.
+    Memory is the VMM's RSS plus what its fork()ed children hold alone
+    (the fork snapshot method), so that a copy-on-write snapshot's cost
+    shows up where the copy lives."""
 
     def __init__(self, vm, interval=0.02):
         super().__init__(daemon=True)
@@ -99,6 +164,7 @@ class Sampler(threading.Thread):
                 rss = proc_status(pid).get("VmRSS", 0)
             except OSError:
                 break
+            rss += sum(private_bytes(k) for k in same_program_children(pid))
             self.samples.append((t, self.serial_bytes(), rss))
             self.stopping.wait(self.interval)
 
@@ -180,52 +246,81 @@ def target_uri(kind, path):
 def run_once(binary, guest_elf, method, ram_bytes, target, workdir,
              smp=1, buffer_bytes=None, settle_passes=3, before_s=1.5,
              after_s=1.5, timeout=600, check=None, extra_args=(),
-             max_bandwidth=0):
+             max_bandwidth=0, bg_method=None, qemu=False, guest_args=None,
+             downtime_limit=None, keep_samples=True):
     """Take one snapshot of a fresh guest by @method; return a dict of
     figures.  @method: "bg" (background-snapshot), "stop-copy",
-    "precopy"."""
+    "precopy".
+
+    @bg_method sets x-background-snapshot-method ("userfaultfd", "fork",
+    "mprotect") for "bg".  @qemu: @binary is qemu-system-x86_64 and
+    @guest_args its machine options (QEMU has no snapvm-only parameters
+    and no host addresses in 'info ramblock').  If snapvm refuses the
+    method (capability or parameter), the row has status "refused" and
+    the reason in "error", and nothing was measured."""
     path = os.path.join(workdir, "bench-%s.snap" % method)
     if os.path.exists(path):
         os.unlink(path)
-    args = ["-m", "%dM" % (ram_bytes // MiB), "-smp", str(smp),
-            "-kernel", guest_elf] + list(extra_args)
+    args = ["-m", "%dM" % (ram_bytes // MiB), "-smp", str(smp)]
+    args += list(guest_args) if guest_args else ["-kernel", guest_elf]
+    args += list(extra_args)
     row = {"method": method, "ram": ram_bytes, "target": target,
-           "smp": smp, "buffer": buffer_bytes}
+           "smp": smp, "buffer": buffer_bytes, "bg_method": bg_method}
     with SnapVM(binary, args) as vm:
         qmp = vm.qmp
-        qmp.command("migrate-set-capabilities", capabilities=[
-            {"capability": "events", "state": True},
-            {"capability": "background-snapshot", "state": method == "bg"}])
         params = {"max-bandwidth": max_bandwidth}
+        if downtime_limit is not None:
+            params["downtime-limit"] = downtime_limit
         if method == "bg" and buffer_bytes is not None:
             params["background-snapshot-buffer-size"] = buffer_bytes
-        qmp.command("migrate-set-parameters", **params)
+        if method == "bg" and bg_method is not None:
+            params["x-background-snapshot-method"] = bg_method
+        try:
+            qmp.command("migrate-set-capabilities", capabilities=[
+                {"capability": "events", "state": True},
+                {"capability": "background-snapshot",
+                 "state": method == "bg"}])
+            qmp.command("migrate-set-parameters", **params)
+        except QMPError as e:
+            row["status"] = "refused"
+            row["error"] = str(e)
+            return row
         sampler = Sampler(vm)
         sampler.start()
         try:
             pid = vm.proc.pid
             # Steady state: the guest has touched all its RAM a few times.
-            wait_passes(sampler, settle_passes * smp, timeout=120)
+            wait_passes(sampler, settle_passes * smp, timeout=300)
             t_before = time.monotonic()
             time.sleep(before_s)
             rss_before = proc_status(pid)["VmRSS"]
-            ranges = ram_ranges(qmp)
+            ranges = guest_ram_ranges_from_maps(pid, ram_bytes) if qemu \
+                else ram_ranges(qmp)
             row["huge_before"] = huge_pages_bytes(pid, ranges)
             reset_peak_rss(pid)
             qmp.events.clear()
 
             t_cmd = time.monotonic()
             passes_at_cmd = sampler.serial_bytes()
-            if method == "stop-copy":
-                qmp.command("stop")
-                qmp.command("migrate", uri=target_uri(target, path))
-                info = wait_migration(qmp, timeout)
-                qmp.command("cont")
-            else:
-                qmp.command("migrate", uri=target_uri(target, path))
-                info = wait_migration(qmp, timeout)
-                if method == "precopy" and info["status"] == "completed":
+            try:
+                if method == "stop-copy":
+                    qmp.command("stop")
+                    qmp.command("migrate", uri=target_uri(target, path))
+                    info = wait_migration(qmp, timeout)
                     qmp.command("cont")
+                else:
+                    qmp.command("migrate", uri=target_uri(target, path))
+                    info = wait_migration(qmp, timeout)
+                    if method == "precopy" and \
+                            qmp.command("query-status")["status"] != \
+                            "running":
+                        qmp.command("cont")
+            except QMPError as e:
+                # A method the migrate command itself refuses (the fork
+                # method on a shared RAM backend, say).
+                row["status"] = "refused"
+                row["error"] = str(e)
+                return row
             t_end = time.monotonic()
             hwm = proc_status(pid)["VmHWM"]
             time.sleep(after_s)
@@ -243,6 +338,7 @@ def run_once(binary, guest_elf, method, ram_bytes, target, workdir,
         row["total_ms"] = (t_end - t_cmd) * 1000
         row["reported_total_ms"] = info.get("total-time")
         row["downtime_ms"] = info.get("downtime")
+        row["converged"] = info.get("x-precopy-converged")
         row["event_pause_ms"] = event_pause_ms(qmp.events)
         row["speed_before"] = sampler.rate(t_before, t_cmd)
         row["speed_during"] = sampler.rate(t_cmd, t_end)
@@ -258,6 +354,11 @@ def run_once(binary, guest_elf, method, ram_bytes, target, workdir,
             os.path.exists(path) else None
         row["ram_info"] = info.get("ram")
         row["bg_info"] = info.get("background-snapshot")
+        if keep_samples:
+            # (seconds from the command, serial bytes, memory) for plots
+            row["samples"] = [(round(t - t_cmd, 4), n, m)
+                              for t, n, m in sampler.samples]
+            row["end_s"] = t_end - t_cmd
     if check and row["file_bytes"]:
         row["check"] = check(path)
     if target != "null" and os.path.exists(path) and not row.get("keep"):
