@@ -2,6 +2,7 @@
  * Dirty tracking for pre-copy (include/migration/dirty-tracking.h).
  */
 #include "qemu/osdep.h"
+#include "qemu/pagemap-scan.h"
 #include "migration/dirty-tracking.h"
 #include <linux/fs.h>
 #include <linux/userfaultfd.h>
@@ -22,33 +23,6 @@
 #endif
 #ifndef UFFD_USER_MODE_ONLY
 #define UFFD_USER_MODE_ONLY 1
-#endif
-#ifndef PAGEMAP_SCAN
-struct page_region {
-    uint64_t start;
-    uint64_t end;
-    uint64_t categories;
-};
-
-struct pm_scan_arg {
-    uint64_t size;
-    uint64_t flags;
-    uint64_t start;
-    uint64_t end;
-    uint64_t walk_end;
-    uint64_t vec;
-    uint64_t vec_len;
-    uint64_t max_pages;
-    uint64_t category_inverted;
-    uint64_t category_mask;
-    uint64_t category_anyof_mask;
-    uint64_t return_mask;
-};
-
-#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
-#define PM_SCAN_WP_MATCHING (1 << 0)
-#define PM_SCAN_CHECK_WPASYNC (1 << 1)
-#define PAGE_IS_WRITTEN (1 << 1)
 #endif
 
 #define PAGEMAP_SOFT_DIRTY (1ULL << 55)

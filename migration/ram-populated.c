@@ -8,6 +8,8 @@
  */
 #include "qemu/osdep.h"
 #include "qemu/fault-inject.h"
+#include "qemu/bitmap.h"
+#include "qemu/pagemap-scan.h"
 #include "migration/ram-populated.h"
 
 #define PAGEMAP_PRESENT (UINT64_C(1) << 63)
@@ -98,6 +100,66 @@ bool ram_populated_read(RamPopulatedReader *r, RAMBlock *rb,
     }
     if (rb->fd >= 0) {
         return file_data_pages(rb, first_page, npages, out, errp);
+    }
+    return true;
+}
+
+bool ram_populated_scan_supported(RamPopulatedReader *r)
+{
+    if (g_getenv("SNAPVM_TEST_NO_PAGEMAP_SCAN")) {
+        return false;
+    }
+    /* An empty range: the kernel checks the arguments and walks nothing. */
+    struct pm_scan_arg arg = {
+        .size = sizeof(arg),
+        .start = 0,
+        .end = 0,
+        .category_anyof_mask = PAGE_IS_PRESENT,
+        .return_mask = PAGE_IS_PRESENT,
+    };
+    return ioctl(r->pagemap_fd, PAGEMAP_SCAN, &arg) >= 0;
+}
+
+#define SCAN_VEC_LEN 256
+
+bool ram_populated_scan(RamPopulatedReader *r, RAMBlock *rb,
+                        unsigned long *map, Error **errp)
+{
+    struct page_region vec[SCAN_VEC_LEN];
+    uint64_t start = (uintptr_t)rb->host;
+    uint64_t end = start + rb->used_length;
+
+    bitmap_zero(map, ramblock_pages(rb));
+    while (start < end) {
+        struct pm_scan_arg arg = {
+            .size = sizeof(arg),
+            .start = start,
+            .end = end,
+            .vec = (uintptr_t)vec,
+            .vec_len = SCAN_VEC_LEN,
+            .category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+            .return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+        };
+        int n = ioctl(r->pagemap_fd, PAGEMAP_SCAN, &arg);
+        if (n < 0) {
+            error_setg_errno(errp, errno, "RAMBlock '%s': PAGEMAP_SCAN "
+                             "failed", rb->idstr);
+            return false;
+        }
+        for (int i = 0; i < n; i++) {
+            uint64_t first = (vec[i].start - (uintptr_t)rb->host) >>
+                             TARGET_PAGE_BITS;
+            uint64_t npages = (vec[i].end - vec[i].start) >>
+                              TARGET_PAGE_BITS;
+            bitmap_set(map, first, npages);
+        }
+        /* A full vector stops the walk early; go on from where it did. */
+        if (arg.walk_end <= start) {
+            error_setg(errp, "RAMBlock '%s': PAGEMAP_SCAN made no progress",
+                       rb->idstr);
+            return false;
+        }
+        start = arg.walk_end;
     }
     return true;
 }

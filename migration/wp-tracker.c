@@ -17,11 +17,19 @@
  *     flight in the fault handler (@inflight, raised before the claim and
  *     dropped after the queue push), and the queue is empty.
  *
- * Pages that were never populated are zero at the snapshot instant; with
- * UFFD_FEATURE_WP_UNPOPULATED a write to one faults like any other, so
- * they are sent as zero markers without being read (or populated).
- * Without the feature such pages are not protected, so wp_tracker_new()
- * populates them for reading first (the shared zero page, no memory).
+ * Pages that were never populated are zero at the snapshot instant, and
+ * are sent as zero markers without being read (or populated).  Three ways
+ * to know them, best first:
+ *  - anonymous RAM, Linux 6.7+: PAGEMAP_SCAN during the pause records
+ *    which pages are populated (@populated_at_pause).  The others are not
+ *    protected at all: a later write to one needs no fault, gets a huge
+ *    page as usual, and the snapshot still says zero.
+ *  - UFFD_FEATURE_WP_UNPOPULATED (6.4+): protection markers on empty page
+ *    tables make a write to one fault like any other.  The markers need
+ *    4 KiB page tables, so such a region, once written, is not a huge
+ *    page any more: only used where the first way cannot be.
+ *  - neither: wp_tracker_new() populates RAM for reading first (the
+ *    shared zero page, no memory), so that everything can be protected.
  */
 #include "qemu/osdep.h"
 #include "qemu/atomic.h"
@@ -47,6 +55,7 @@ typedef struct WPBlock {
     unsigned long *unclaimed;   /* set: nobody has claimed the region yet */
     unsigned long *unprotected; /* set: its protection has been removed */
     int64_t *wait_since;        /* first waiting fault's time, 0 if none */
+    unsigned long *populated_at_pause;  /* per page; NULL: ask the kernel */
     uint64_t cursor;            /* the saver's walk position */
     bool registered;
 } WPBlock;
@@ -59,6 +68,7 @@ struct WPTracker {
     RamPopulatedReader *populated_fault;
     RamPopulatedReader *populated_save;
     uint64_t features;
+    WPUnpopulatedMethod unpopulated;
     int uffd;
     int stop_fd;
     GThread *fault_thread;
@@ -172,8 +182,7 @@ WPTracker *wp_tracker_new(RAMBlock *const *blocks, unsigned nblocks,
     t->uffd = -1;
     t->stop_fd = -1;
     g_mutex_init(&t->error_lock);
-    t->features = UFFD_FEATURE_PAGEFAULT_FLAG_WP |
-                  (features & UFFD_FEATURE_WP_UNPOPULATED);
+    t->features = UFFD_FEATURE_PAGEFAULT_FLAG_WP;
     t->nblocks = nblocks;
     t->blocks = g_new0(WPBlock, nblocks);
     for (unsigned i = 0; i < nblocks; i++) {
@@ -197,7 +206,23 @@ WPTracker *wp_tracker_new(RAMBlock *const *blocks, unsigned nblocks,
     if (!t->populated_fault || !t->populated_save) {
         goto fail;
     }
-    if (!(t->features & UFFD_FEATURE_WP_UNPOPULATED)) {
+    bool all_anonymous = true;
+    for (unsigned i = 0; i < nblocks; i++) {
+        all_anonymous &= !block_is_fd_backed(blocks[i]);
+    }
+    if (all_anonymous && ram_populated_scan_supported(t->populated_save)) {
+        t->unpopulated = WP_UNPOPULATED_PAGEMAP_SCAN;
+        for (unsigned i = 0; i < nblocks; i++) {
+            t->blocks[i].populated_at_pause =
+                bitmap_new(ramblock_pages(blocks[i]));
+        }
+    } else if (features & UFFD_FEATURE_WP_UNPOPULATED) {
+        t->unpopulated = WP_UNPOPULATED_MARKERS;
+        t->features |= UFFD_FEATURE_WP_UNPOPULATED;
+    } else {
+        t->unpopulated = WP_UNPOPULATED_POPULATE_READ;
+    }
+    if (t->unpopulated == WP_UNPOPULATED_POPULATE_READ) {
         /*
          * Unpopulated pages would not be protected, and a write to one
          * would go unnoticed: map them (read-only, the zero page) now,
@@ -256,6 +281,12 @@ bool wp_tracker_start(WPTracker *t, Error **errp)
     for (unsigned i = 0; i < t->nblocks; i++) {
         WPBlock *b = &t->blocks[i];
         bitmap_set(b->unclaimed, 0, b->nregions);
+        /* Nothing can populate a page between this and the protect. */
+        if (b->populated_at_pause &&
+            !ram_populated_scan(t->populated_save, b->rb,
+                                b->populated_at_pause, errp)) {
+            return false;
+        }
         if (!uffd_writeprotect(t->uffd, b->rb->host, b->rb->used_length,
                                true, false, errp)) {
             error_prepend(errp, "RAMBlock '%s': ", b->rb->idstr);
@@ -263,6 +294,19 @@ bool wp_tracker_start(WPTracker *t, Error **errp)
         }
     }
     return true;
+}
+
+/* Which of pages [first, first + n) of @b may hold data (n <= 512). */
+static bool wp_populated(RamPopulatedReader *reader, WPBlock *b,
+                         uint64_t first, uint32_t n, bool *out, Error **errp)
+{
+    if (b->populated_at_pause) {
+        for (uint32_t i = 0; i < n; i++) {
+            out[i] = test_bit(first + i, b->populated_at_pause);
+        }
+        return true;
+    }
+    return ram_populated_read(reader, b->rb, first, n, out, errp);
 }
 
 /*
@@ -378,8 +422,8 @@ static void wp_fault(WPTracker *t, uint64_t addr)
     bool populated[WP_REGION_PAGES];
     uint32_t reserved[WP_REGION_PAGES];
     Error *err = NULL;
-    if (!ram_populated_read(t->populated_fault, b->rb, e->first_page, n,
-                            populated, &err)) {
+    if (!wp_populated(t->populated_fault, b, e->first_page, n, populated,
+                      &err)) {
         g_free(e);
         wp_fail(t, err);
         qatomic_dec(&t->inflight);
@@ -462,8 +506,8 @@ static bool wp_run_from_guest(WPTracker *t, WPBlock *b, uint64_t first,
     run->in_guest_ram = true;
     for (uint32_t done = 0; done < n; done += WP_REGION_PAGES) {
         uint32_t chunk = MIN(WP_REGION_PAGES, n - done);
-        if (!ram_populated_read(t->populated_save, b->rb, first + done, chunk,
-                                populated, errp)) {
+        if (!wp_populated(t->populated_save, b, first + done, chunk,
+                          populated, errp)) {
             return false;
         }
         for (uint32_t i = 0; i < chunk; i++) {
@@ -594,6 +638,7 @@ void wp_tracker_get_stats(WPTracker *t, WPTrackerStats *stats)
         .buffer_peak = t->queue ? page_queue_peak_bytes(t->queue) : 0,
         .unprotect_calls = qatomic_read(&t->unprotect_calls),
         .wp_unpopulated = !!(t->features & UFFD_FEATURE_WP_UNPOPULATED),
+        .unpopulated = t->unpopulated,
     };
 }
 
@@ -636,6 +681,7 @@ void wp_tracker_free(WPTracker *t)
         g_free(b->unclaimed);
         g_free(b->unprotected);
         g_free(b->wait_since);
+        g_free(b->populated_at_pause);
     }
     if (t->uffd >= 0) {
         close(t->uffd);
@@ -650,4 +696,17 @@ void wp_tracker_free(WPTracker *t)
     g_mutex_clear(&t->error_lock);
     g_free(t->blocks);
     g_free(t);
+}
+
+const char *wp_unpopulated_method_name(WPUnpopulatedMethod method)
+{
+    switch (method) {
+    case WP_UNPOPULATED_PAGEMAP_SCAN:
+        return "pagemap-scan";
+    case WP_UNPOPULATED_MARKERS:
+        return "wp-unpopulated";
+    case WP_UNPOPULATED_POPULATE_READ:
+    default:
+        return "populate-read";
+    }
 }

@@ -26,4 +26,18 @@ bool ram_populated_read(RamPopulatedReader *r, RAMBlock *rb,
                         uint64_t first_page, unsigned npages, bool *out,
                         Error **errp);
 
+/*
+ * Mark in @map (one bit per page of @rb, cleared first) every page that
+ * is present or swapped in our page tables, with PAGEMAP_SCAN: one ioctl
+ * that returns ranges, cheap enough for a guest's pause (a fully
+ * populated 1 GiB of huge pages is one range).  Anonymous memory only:
+ * data of a file or memfd need not be mapped to exist.  Fails with
+ * ENOTTY / EINVAL before Linux 6.7; the caller then has to do without.
+ */
+bool ram_populated_scan(RamPopulatedReader *r, RAMBlock *rb,
+                        unsigned long *map, Error **errp);
+
+/* Whether PAGEMAP_SCAN works here (SNAPVM_TEST_NO_PAGEMAP_SCAN=1: no). */
+bool ram_populated_scan_supported(RamPopulatedReader *r);
+
 #endif

@@ -31,6 +31,15 @@
 
 typedef struct WPTracker WPTracker;
 
+/* How pages never populated before the snapshot are told apart. */
+typedef enum WPUnpopulatedMethod {
+    WP_UNPOPULATED_PAGEMAP_SCAN,    /* "pagemap-scan": a map at the pause */
+    WP_UNPOPULATED_MARKERS,         /* "wp-unpopulated": kernel markers */
+    WP_UNPOPULATED_POPULATE_READ,   /* "populate-read": populated first */
+} WPUnpopulatedMethod;
+
+const char *wp_unpopulated_method_name(WPUnpopulatedMethod method);
+
 typedef struct WPTrackerStats {
     uint64_t faults;            /* write faults taken */
     uint64_t copied_pages;      /* pages copied aside by the fault handler */
@@ -40,6 +49,7 @@ typedef struct WPTrackerStats {
     uint64_t buffer_peak;       /* most of it in use at once, bytes */
     uint64_t unprotect_calls;   /* UFFDIO_WRITEPROTECT calls to unprotect */
     bool wp_unpopulated;        /* UFFD_FEATURE_WP_UNPOPULATED in use */
+    WPUnpopulatedMethod unpopulated;
 } WPTrackerStats;
 
 /*

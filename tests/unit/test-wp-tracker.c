@@ -197,8 +197,9 @@ static uint64_t protected_pages(RAMBlock *rb)
     return count;
 }
 
-static void run_snapshot(uint64_t size0, uint64_t size1, uint64_t buffer,
-                         unsigned delay_us, unsigned nwriters)
+static void run_snapshot_expect(uint64_t size0, uint64_t size1,
+                                uint64_t buffer, unsigned delay_us,
+                                unsigned nwriters, int expect_method)
 {
     Fixture f;
     Error *err = NULL;
@@ -263,10 +264,49 @@ static void run_snapshot(uint64_t size0, uint64_t size1, uint64_t buffer,
                    f.writes);
     }
     g_assert_cmpuint(stats.buffer_peak, <=, buffer);
+    if (expect_method >= 0) {
+        g_assert_cmpstr(wp_unpopulated_method_name(stats.unpopulated), ==,
+                        wp_unpopulated_method_name(expect_method));
+    }
     if (nwriters && buffer == 0) {
         g_assert_cmpuint(stats.copied_pages, ==, 0);
     }
     fixture_teardown(&f);
+}
+
+static void run_snapshot(uint64_t size0, uint64_t size1, uint64_t buffer,
+                         unsigned delay_us, unsigned nwriters)
+{
+    run_snapshot_expect(size0, size1, buffer, delay_us, nwriters, -1);
+}
+
+/*
+ * Anonymous RAM only: the populated map is taken at the pause, and the
+ * writers' stores to never-populated pages must not reach the snapshot.
+ */
+static void test_exact_anon_pagemap_scan(void)
+{
+    run_snapshot_expect(32 * MiB, 0, 4 * MiB, 100, 2,
+                        WP_UNPOPULATED_PAGEMAP_SCAN);
+    run_snapshot_expect(16 * MiB, 0, 0, 100, 2, WP_UNPOPULATED_PAGEMAP_SCAN);
+}
+
+static void test_exact_anon_markers(void)
+{
+    g_setenv("SNAPVM_TEST_NO_PAGEMAP_SCAN", "1", true);
+    run_snapshot_expect(32 * MiB, 0, 4 * MiB, 100, 2,
+                        WP_UNPOPULATED_MARKERS);
+    g_unsetenv("SNAPVM_TEST_NO_PAGEMAP_SCAN");
+}
+
+static void test_exact_anon_populate_read(void)
+{
+    g_setenv("SNAPVM_TEST_NO_PAGEMAP_SCAN", "1", true);
+    g_setenv("SNAPVM_TEST_UFFD_HIDE_FEATURES", "0x2000", true);
+    run_snapshot_expect(32 * MiB, 0, 4 * MiB, 100, 2,
+                        WP_UNPOPULATED_POPULATE_READ);
+    g_unsetenv("SNAPVM_TEST_UFFD_HIDE_FEATURES");
+    g_unsetenv("SNAPVM_TEST_NO_PAGEMAP_SCAN");
 }
 
 static void test_exact_no_writers(void)
@@ -374,6 +414,12 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/wp-tracker/page-queue/bounded", test_page_queue_bounded);
     g_test_add_func("/wp-tracker/exact/no-writers", test_exact_no_writers);
+    g_test_add_func("/wp-tracker/exact/anon-pagemap-scan",
+                    test_exact_anon_pagemap_scan);
+    g_test_add_func("/wp-tracker/exact/anon-wp-unpopulated",
+                    test_exact_anon_markers);
+    g_test_add_func("/wp-tracker/exact/anon-populate-read",
+                    test_exact_anon_populate_read);
     g_test_add_func("/wp-tracker/exact/large-buffer",
                     test_exact_large_buffer);
     g_test_add_func("/wp-tracker/exact/small-buffer",
