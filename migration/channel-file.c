@@ -7,15 +7,25 @@
 #include "qemu/osdep.h"
 #include "qemu/fault-inject.h"
 #include "channel-fd.h"
+#include <sys/mman.h>
+#include <sys/stat.h>
 
 typedef struct FileChannel {
     FdChannel fdc;
     char *path;         /* final name */
     char *tmp_path;     /* where we write; NULL for incoming */
+    /*
+     * The same file opened O_DIRECT, for mapped-ram page writes only: the
+     * stream's small unaligned writes keep going through fdc.fd.
+     */
+    int direct_fd;
 } FileChannel;
 
 static void file_free(FileChannel *f)
 {
+    if (f->direct_fd >= 0) {
+        close(f->direct_fd);
+    }
     fd_channel_cleanup(&f->fdc);
     g_free(f->path);
     g_free(f->tmp_path);
@@ -75,12 +85,181 @@ static bool file_close(MigChannel *ch, Error **errp)
     return true;
 }
 
+/* ---- positional I/O (mapped-ram) ---- */
+
+static bool file_pwritev_all(MigChannel *ch, const struct iovec *iov,
+                             int iovcnt, uint64_t offset, bool direct,
+                             Error **errp)
+{
+    FileChannel *f = container_of(ch, FileChannel, fdc.parent);
+    int fd = direct ? f->direct_fd : f->fdc.fd;
+    g_autofree struct iovec *local = g_memdup2(iov, sizeof(*iov) * iovcnt);
+    struct iovec *cur = local;
+
+    g_assert(fd >= 0);
+    while (iovcnt > 0) {
+        if (fd_channel_is_cancelled(&f->fdc)) {
+            error_setg(errp, "%s: channel cancelled", ch->description);
+            return false;
+        }
+        ssize_t n = fault_inject(FAULT_CHANNEL_PWRITE) ? -1 :
+                    pwritev(fd, cur, MIN(iovcnt, IOV_MAX), offset);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            error_setg_errno(errp, n < 0 ? errno : EIO, "%s: write at "
+                             "offset %" PRIu64 " failed", ch->description,
+                             offset);
+            return false;
+        }
+        offset += n;
+        while (n > 0) {
+            if ((size_t)n >= cur->iov_len) {
+                n -= cur->iov_len;
+                cur++;
+                iovcnt--;
+            } else {
+                cur->iov_base = (char *)cur->iov_base + n;
+                cur->iov_len -= n;
+                n = 0;
+            }
+        }
+    }
+    return true;
+}
+
+static bool file_pread_all(MigChannel *ch, void *buf, size_t len,
+                           uint64_t offset, Error **errp)
+{
+    FileChannel *f = container_of(ch, FileChannel, fdc.parent);
+    uint8_t *p = buf;
+
+    while (len) {
+        ssize_t n = pread(f->fdc.fd, p, len, offset);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            error_setg_errno(errp, errno, "%s: read at offset %" PRIu64
+                             " failed", ch->description, offset);
+            return false;
+        }
+        if (n == 0) {
+            error_setg(errp, "%s: unexpected end of file at offset %" PRIu64,
+                       ch->description, offset);
+            return false;
+        }
+        p += n;
+        len -= n;
+        offset += n;
+    }
+    return true;
+}
+
+static bool file_discard(MigChannel *ch, uint64_t offset, uint64_t len,
+                         Error **errp)
+{
+    FileChannel *f = container_of(ch, FileChannel, fdc.parent);
+
+    if (fallocate(f->fdc.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                  offset, len) < 0) {
+        error_setg_errno(errp, errno, "%s: cannot punch a hole at offset %"
+                         PRIu64, ch->description, offset);
+        return false;
+    }
+    return true;
+}
+
+static bool file_seek(MigChannel *ch, uint64_t offset, Error **errp)
+{
+    FileChannel *f = container_of(ch, FileChannel, fdc.parent);
+
+    if (lseek(f->fdc.fd, offset, SEEK_SET) < 0) {
+        error_setg_errno(errp, errno, "%s: cannot seek to offset %" PRIu64,
+                         ch->description, offset);
+        return false;
+    }
+    return true;
+}
+
+static bool file_get_size(MigChannel *ch, uint64_t *size, Error **errp)
+{
+    FileChannel *f = container_of(ch, FileChannel, fdc.parent);
+    struct stat st;
+
+    if (fstat(f->fdc.fd, &st) < 0) {
+        error_setg_errno(errp, errno, "%s: cannot stat", ch->description);
+        return false;
+    }
+    *size = st.st_size;
+    return true;
+}
+
+static bool file_truncate(MigChannel *ch, uint64_t size, Error **errp)
+{
+    FileChannel *f = container_of(ch, FileChannel, fdc.parent);
+
+    if (ftruncate(f->fdc.fd, size) < 0) {
+        error_setg_errno(errp, errno, "%s: cannot set the size to %" PRIu64,
+                         ch->description, size);
+        return false;
+    }
+    return true;
+}
+
+static bool file_enable_direct_io(MigChannel *ch, Error **errp)
+{
+    FileChannel *f = container_of(ch, FileChannel, fdc.parent);
+
+    if (!f->tmp_path) {
+        error_setg(errp, "%s: direct-io is for writing a snapshot",
+                   ch->description);
+        return false;
+    }
+    if (f->direct_fd >= 0) {
+        return true;
+    }
+    f->direct_fd = fault_inject(FAULT_DIRECT_IO_OPEN) ? -1 :
+                   open(f->tmp_path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+    if (f->direct_fd < 0) {
+        error_setg_errno(errp, errno, "%s: the filesystem refuses O_DIRECT "
+                         "(direct-io)", ch->description);
+        return false;
+    }
+    return true;
+}
+
+static bool file_map_private(MigChannel *ch, void *addr, size_t len,
+                             uint64_t offset, Error **errp)
+{
+    FileChannel *f = container_of(ch, FileChannel, fdc.parent);
+    void *p = mmap(addr, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, f->fdc.fd,
+                   offset);
+
+    if (p == MAP_FAILED) {
+        error_setg_errno(errp, errno, "%s: cannot map %zu bytes at offset %"
+                         PRIu64, ch->description, len, offset);
+        return false;
+    }
+    return true;
+}
+
 static const MigChannelOps file_ops = {
     .writev_all = fd_channel_writev_all,
     .read = fd_channel_read,
     .close = file_close,
     .abort = file_abort,
     .cancel = fd_channel_cancel,
+    .pwritev_all = file_pwritev_all,
+    .pread_all = file_pread_all,
+    .discard = file_discard,
+    .seek = file_seek,
+    .get_size = file_get_size,
+    .truncate = file_truncate,
+    .enable_direct_io = file_enable_direct_io,
+    .map_private = file_map_private,
 };
 
 MigChannel *mig_channel_file_outgoing(const char *path, Error **errp)
@@ -107,6 +286,7 @@ MigChannel *mig_channel_file_outgoing(const char *path, Error **errp)
         return NULL;
     }
     FileChannel *f = g_new0(FileChannel, 1);
+    f->direct_fd = -1;
     f->path = g_strdup(path);
     f->tmp_path = tmp_path;
     if (!fd_channel_init(&f->fdc, &file_ops, fd, desc, errp)) {
@@ -127,6 +307,7 @@ MigChannel *mig_channel_file_incoming(const char *path, Error **errp)
         return NULL;
     }
     FileChannel *f = g_new0(FileChannel, 1);
+    f->direct_fd = -1;
     f->path = g_strdup(path);
     if (!fd_channel_init(&f->fdc, &file_ops, fd, desc, errp)) {
         file_free(f);

@@ -127,14 +127,23 @@ static void hmp_migrate_set_parameter(Monitor *mon, int argc, char **argv,
             return;
         }
         json_object_set_int_member(args, argv[1], v);
-    } else if (!strcmp(argv[1], "downtime-limit")) {
+    } else if (!strcmp(argv[1], "downtime-limit") ||
+               !strcmp(argv[1], "multifd-channels")) {
         if (!hmp_parse_size(argv[2], 1, &v) || v > INT64_MAX) {
             monitor_printf(mon, "Error: invalid number '%s'\n", argv[2]);
             return;
         }
         json_object_set_int_member(args, argv[1], v);
-    } else if (!strcmp(argv[1], "x-dirty-tracking")) {
+    } else if (!strcmp(argv[1], "x-dirty-tracking") ||
+               !strcmp(argv[1], "x-mapped-ram-restore")) {
         json_object_set_string_member(args, argv[1], argv[2]);
+    } else if (!strcmp(argv[1], "direct-io")) {
+        if (strcmp(argv[2], "on") && strcmp(argv[2], "off")) {
+            monitor_printf(mon, "Error: expected on or off, not '%s'\n",
+                           argv[2]);
+            return;
+        }
+        json_object_set_boolean_member(args, argv[1], !strcmp(argv[2], "on"));
     } else {
         monitor_printf(mon, "Error: Invalid parameter '%s'\n", argv[1]);
         return;
@@ -247,6 +256,11 @@ static void hmp_info_migrate_parameters(Monitor *mon, int argc, char **argv,
                    " bytes\n", p->background_snapshot_buffer_size);
     monitor_printf(mon, "x-dirty-tracking: %s\n",
                    dirty_tracking_method_name(p->x_dirty_tracking));
+    monitor_printf(mon, "multifd-channels: %" PRIu64 "\n",
+                   p->multifd_channels);
+    monitor_printf(mon, "direct-io: %s\n", p->direct_io ? "on" : "off");
+    monitor_printf(mon, "x-mapped-ram-restore: %s\n",
+                   mapped_ram_restore_mode_name(p->x_mapped_ram_restore));
 }
 
 void migration_register_hmp_commands(MigrationState *s)

@@ -22,7 +22,11 @@ static gpointer migration_incoming_thread(gpointer opaque)
     g_mutex_unlock(&s->lock);
 
     migration_advance(s, MIGRATION_STATUS_SETUP, MIGRATION_STATUS_ACTIVE);
-    bool ok = qemu_loadvm_state(f, ms, &err);
+    MappedRamLoadOptions mapped_ram = {
+        .mode = s->options.params.x_mapped_ram_restore,
+        .threads = s->options.params.multifd_channels,
+    };
+    bool ok = qemu_loadvm_state_mapped_ram(f, ms, &mapped_ram, &err);
     migration_publish_file(s, NULL);
     if (ok) {
         ok = qemu_fclose(f, &err);

@@ -7,6 +7,15 @@
 #include "migration/dirty-tracking.h"
 #include "monitor/monitor.h"
 
+/*
+ * Until the monitor passes descriptors received with SCM_RIGHTS, getfd
+ * finds none; the monitor's definition replaces this one at link time.
+ */
+__attribute__((weak)) int monitor_take_passed_fd(void)
+{
+    return -1;
+}
+
 static JsonNode *json_node_from_object(JsonObject *obj)
 {
     JsonNode *node = json_node_alloc();
@@ -120,9 +129,6 @@ JsonObject *migration_info_to_json(MigrationState *s)
                                    st.wp.unprotect_calls);
         json_object_set_boolean_member(bg, "wp-unpopulated",
                                        st.wp.wp_unpopulated);
-        json_object_set_string_member(bg, "unpopulated-pages",
-                                      wp_unpopulated_method_name(
-                                          st.wp.unpopulated));
         json_object_set_object_member(info, "background-snapshot", bg);
     }
     if (error_desc && (status == MIGRATION_STATUS_FAILED ||
@@ -249,6 +255,7 @@ bool migration_set_parameters_json(MigrationState *s, JsonObject *args,
 {
     MigrationParameters params = s->options.params;
     const char *tracking = arg_str(args, "x-dirty-tracking");
+    const char *restore = arg_str(args, "x-mapped-ram-restore");
 
     if (migration_options_locked(s, errp)) {
         return false;
@@ -256,8 +263,22 @@ bool migration_set_parameters_json(MigrationState *s, JsonObject *args,
     if (!param_uint(args, "max-bandwidth", &params.max_bandwidth, errp) ||
         !param_uint(args, "downtime-limit", &params.downtime_limit, errp) ||
         !param_uint(args, "background-snapshot-buffer-size",
-                    &params.background_snapshot_buffer_size, errp)) {
+                    &params.background_snapshot_buffer_size, errp) ||
+        !param_uint(args, "multifd-channels", &params.multifd_channels,
+                    errp)) {
         return false;
+    }
+    if (json_object_has_member(args, "direct-io")) {
+        params.direct_io = json_object_get_boolean_member(args, "direct-io");
+    }
+    if (restore) {
+        int m = mapped_ram_restore_mode_from_name(restore);
+        if (m < 0) {
+            error_setg(errp, "Parameter 'x-mapped-ram-restore' expects "
+                       "'eager' or 'lazy'");
+            return false;
+        }
+        params.x_mapped_ram_restore = m;
     }
     if (tracking) {
         int m = dirty_tracking_method_from_name(tracking);
@@ -297,6 +318,11 @@ JsonObject *migration_parameters_to_json(MigrationState *s)
     json_object_set_string_member(obj, "x-dirty-tracking",
                                   dirty_tracking_method_name(
                                       p->x_dirty_tracking));
+    json_object_set_int_member(obj, "multifd-channels", p->multifd_channels);
+    json_object_set_boolean_member(obj, "direct-io", p->direct_io);
+    json_object_set_string_member(obj, "x-mapped-ram-restore",
+                                  mapped_ram_restore_mode_name(
+                                      p->x_mapped_ram_restore));
     return obj;
 }
 
@@ -350,6 +376,9 @@ void migration_register_qmp_commands(MigrationState *s)
         { "downtime-limit", QMP_ARG_INT, true },
         { "background-snapshot-buffer-size", QMP_ARG_INT, true },
         { "x-dirty-tracking", QMP_ARG_STR, true },
+        { "multifd-channels", QMP_ARG_INT, true },
+        { "direct-io", QMP_ARG_BOOL, true },
+        { "x-mapped-ram-restore", QMP_ARG_STR, true },
         QMP_ARGS_END
     };
     static const QmpArgSpec fdname_args[] = {

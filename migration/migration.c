@@ -7,6 +7,7 @@
 #include "qemu/osdep.h"
 #include "migration/migration.h"
 #include "migration/dirty-tracking.h"
+#include "migration/mapped-ram.h"
 #include "migration/qemu-file.h"
 #include "hw/boards.h"
 #include "monitor/monitor.h"
@@ -390,6 +391,13 @@ static bool migration_run(MigrationState *s, QEMUFile **pf, RateLimit *rl,
     s->stats.ram_total = machine_ram_size(ms);
     g_mutex_unlock(&s->lock);
 
+    if (!mapped_ram_materialize(ms, errp) ||
+        (s->options.caps[MIGRATION_CAPABILITY_MAPPED_RAM] &&
+         !mapped_ram_enable(rs, f, s->options.params.multifd_channels,
+                            s->options.params.direct_io, errp))) {
+        goto out;
+    }
+
     if (s->options.caps[MIGRATION_CAPABILITY_BACKGROUND_SNAPSHOT]) {
         if (!migration_run_background(s, f, rs, errp)) {
             goto out;
@@ -563,7 +571,10 @@ bool migration_start(MigrationState *s, const char *uri, Error **errp)
         error_setg(errp, "There's a migration process in progress");
         return false;
     }
-    if (!mig_uri_check(uri, s->fds, errp)) {
+    if (!mig_uri_check(uri, s->fds, errp) ||
+        !mapped_ram_check_uri(uri,
+                              s->options.caps[MIGRATION_CAPABILITY_MAPPED_RAM],
+                              s->options.params.direct_io, errp)) {
         return false;
     }
     migration_join(s);

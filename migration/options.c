@@ -8,6 +8,7 @@
 static const char *const capability_names[MIGRATION_CAPABILITY__MAX] = {
     [MIGRATION_CAPABILITY_EVENTS] = "events",
     [MIGRATION_CAPABILITY_BACKGROUND_SNAPSHOT] = "background-snapshot",
+    [MIGRATION_CAPABILITY_MAPPED_RAM] = "mapped-ram",
 };
 
 static const char *const dirty_tracking_names[DIRTY_TRACKING__MAX] = {
@@ -23,6 +24,8 @@ void migration_options_init(MigrationOptions *opts)
     opts->params.x_dirty_tracking = DIRTY_TRACKING_PAGEMAP_SCAN;
     opts->params.background_snapshot_buffer_size =
         BACKGROUND_SNAPSHOT_DEFAULT_BUFFER;
+    opts->params.multifd_channels = MAPPED_RAM_DEFAULT_CHANNELS;
+    opts->params.x_mapped_ram_restore = MAPPED_RAM_RESTORE_EAGER;
 }
 
 const char *migration_capability_name(MigrationCapability cap)
@@ -65,6 +68,12 @@ int dirty_tracking_method_from_name(const char *name)
  */
 bool migration_caps_check(MachineState *ms, const bool *caps, Error **errp)
 {
+    /*
+     * mapped-ram works with every other capability snapvm has: pages
+     * written by a background snapshot, a stop-and-copy or a live
+     * pre-copy all go to their one place.  What it needs, a file:
+     * target, is known at "migrate" (mapped_ram_check_uri()).
+     */
     if (caps[MIGRATION_CAPABILITY_BACKGROUND_SNAPSHOT] &&
         !background_snapshot_check(ms, errp)) {
         return false;
@@ -88,6 +97,12 @@ bool migration_params_check(const MigrationParameters *params, Error **errp)
     if (params->background_snapshot_buffer_size > 64 * GiB) {
         error_setg(errp, "Parameter 'background-snapshot-buffer-size' "
                    "expects an integer in the range of 0 to 64 GiB");
+        return false;
+    }
+    if (params->multifd_channels < 1 ||
+        params->multifd_channels > MAPPED_RAM_MAX_CHANNELS) {
+        error_setg(errp, "Parameter 'multifd-channels' expects a value "
+                   "between 1 and %d", MAPPED_RAM_MAX_CHANNELS);
         return false;
     }
     if (params->x_dirty_tracking >= DIRTY_TRACKING__MAX) {

@@ -138,6 +138,35 @@ void qemu_file_set_write_hook(QEMUFile *f, QEMUFileWriteHook hook,
     f->write_hook_opaque = opaque;
 }
 
+bool qemu_file_seek(QEMUFile *f, uint64_t offset, Error **errp)
+{
+    Error *err = NULL;
+
+    if (f->writable && !qemu_fflush(f)) {
+        return qemu_file_get_error_obj(f, errp) == 0;
+    }
+    if (f->err) {
+        qemu_file_get_error_obj(f, errp);
+        return false;
+    }
+    if (!mig_channel_is_seekable(f->ch)) {
+        error_setg(&err, "%s cannot seek (offset %" PRIu64 ")",
+                   f->ch->description, offset);
+    } else {
+        f->ch->ops->seek(f->ch, offset, &err);
+    }
+    if (err) {
+        error_propagate(errp, error_copy(err));
+        qemu_file_set_error(f, err);
+        return false;
+    }
+    f->buf_index = 0;
+    f->buf_len = 0;
+    f->eof = false;
+    qatomic_set(&f->pos, offset);
+    return true;
+}
+
 /* ---- writing ---- */
 
 bool qemu_fflush(QEMUFile *f)

@@ -7,6 +7,7 @@
 #include "qemu/atomic.h"
 #include "qemu/bitmap.h"
 #include "hw/boards.h"
+#include "migration/mapped-ram.h"
 #include "migration/qemu-file.h"
 #include "migration/ram.h"
 #include "migration/ram-populated.h"
@@ -40,6 +41,10 @@ struct RAMSaveState {
      * 1 GiB guest).  NULL if /proc/self/pagemap is unavailable.
      */
     RamPopulatedReader *populated;
+
+    /* mapped-ram: pages go to their place in the file, not the stream. */
+    MappedRamSaver *mapped_ram;
+    uint64_t mapped_ram_queued;     /* bytes queued in this iterate call */
 };
 
 bool ram_page_is_zero(const void *page)
@@ -97,6 +102,7 @@ void ram_save_free(RAMSaveState *rs)
         rs->blocks[i]->bmap = NULL;
     }
     ram_populated_reader_free(rs->populated);
+    mapped_ram_saver_free(rs->mapped_ram);
     g_free(rs->blocks);
     g_free(rs);
 }
@@ -200,6 +206,60 @@ static void ram_account(RAMSaveState *rs, const RAMRunStats *st)
     qatomic_sub(&rs->remaining, st->zero + st->normal);
 }
 
+void ram_save_set_mapped_ram(RAMSaveState *rs, MappedRamSaver *m)
+{
+    g_assert(!rs->mapped_ram);
+    rs->mapped_ram = m;
+}
+
+bool ram_save_is_mapped_ram(RAMSaveState *rs)
+{
+    return rs->mapped_ram != NULL;
+}
+
+/* mapped-ram: what the writers did since the last drain, into the stats. */
+static bool ram_mapped_ram_drain(RAMSaveState *rs, Error **errp)
+{
+    MappedRamCounts c = { 0 };
+    bool ok = mapped_ram_save_drain(rs->mapped_ram, &c, errp);
+    RAMRunStats st = { .zero = c.zero, .normal = c.normal };
+
+    ram_account(rs, &st);
+    qatomic_add(&rs->stats.transferred, c.normal * TARGET_PAGE_SIZE);
+    return ok;
+}
+
+bool ram_save_mapped_ram_complete(RAMSaveState *rs, Error **errp)
+{
+    return !rs->mapped_ram || mapped_ram_save_finish(rs->mapped_ram, errp);
+}
+
+/* mapped-ram: queue the claimed pages of a chunk, in contiguous runs. */
+static void ram_save_chunk_mapped(RAMSaveState *rs, RAMBlock *rb,
+                                  uint64_t first, uint64_t npages,
+                                  const unsigned long *claimed,
+                                  const bool *may_hold_data)
+{
+    const uint8_t *page[RAM_SAVE_CHUNK_PAGES];
+    unsigned long start = find_next_bit(claimed, npages, 0);
+
+    while (start < npages) {
+        unsigned long end = find_next_zero_bit(claimed, npages, start);
+        RAMPageRun run = {
+            .rb = rb, .first_page = first + start, .npages = end - start,
+            .in_guest_ram = true, .page = page,
+        };
+
+        for (unsigned long i = start; i < end; i++) {
+            page[i - start] = may_hold_data[i] ?
+                rb->host + ((first + i) << TARGET_PAGE_BITS) : NULL;
+        }
+        mapped_ram_save_queue(rs->mapped_ram, &run);
+        rs->mapped_ram_queued += (uint64_t)(end - start) * TARGET_PAGE_SIZE;
+        start = find_next_bit(claimed, npages, end);
+    }
+}
+
 void ram_save_put_run(QEMUFile *f, RAMSaveState *rs, const RAMPageRun *run)
 {
     RAMRunStats st = { 0 };
@@ -232,6 +292,10 @@ static void ram_save_chunk(QEMUFile *f, RAMSaveState *rs, RAMBlock *rb,
         !ram_populated_read(rs->populated, rb, first, npages, may_hold_data,
                             NULL)) {
         memset(may_hold_data, true, sizeof(may_hold_data));
+    }
+    if (rs->mapped_ram) {
+        ram_save_chunk_mapped(rs, rb, first, npages, claimed, may_hold_data);
+        return;
     }
     for_each_set_bit(i, claimed, npages) {
         ram_put_page(f, rs, rb, first + i,
@@ -268,7 +332,8 @@ static bool ram_save_from_source(QEMUFile *f, RAMSaveState *rs,
                                  Error **errp)
 {
     while (!rs->src_finished &&
-           qemu_file_transferred(f) - start < max_bytes) {
+           qemu_file_transferred(f) - start + rs->mapped_ram_queued <
+           max_bytes) {
         RAMPageRun run = { 0 };
         int ret = rs->src_ops->next(rs->src_opaque, &run, errp);
 
@@ -279,7 +344,16 @@ static bool ram_save_from_source(QEMUFile *f, RAMSaveState *rs,
             rs->src_finished = true;
             break;
         }
-        ram_save_put_run(f, rs, &run);
+        if (rs->mapped_ram) {
+            /* The run's pages are at their place once drained. */
+            mapped_ram_save_queue(rs->mapped_ram, &run);
+            rs->mapped_ram_queued += (uint64_t)run.npages * TARGET_PAGE_SIZE;
+            if (!ram_mapped_ram_drain(rs, errp)) {
+                return false;
+            }
+        } else {
+            ram_save_put_run(f, rs, &run);
+        }
         /* done() may unprotect guest RAM we queued without copying. */
         if (!qemu_fflush(f)) {
             qemu_file_get_error_obj(f, errp);
@@ -299,11 +373,12 @@ bool ram_save_iterate(QEMUFile *f, RAMSaveState *rs, uint64_t max_bytes,
     bool ok = true;
 
     rs->last_sent_block = NULL;
+    rs->mapped_ram_queued = 0;
     if (rs->src_ops) {
         ok = ram_save_from_source(f, rs, start, max_bytes, errp);
     } else {
-        while (qemu_file_transferred(f) - start < max_bytes &&
-               !qemu_file_get_error(f)) {
+        while (qemu_file_transferred(f) - start + rs->mapped_ram_queued <
+               max_bytes && !qemu_file_get_error(f)) {
             RAMBlock *rb;
             uint64_t page, chunk;
 
@@ -316,6 +391,10 @@ bool ram_save_iterate(QEMUFile *f, RAMSaveState *rs, uint64_t max_bytes,
                                ramblock_pages(rb) - chunk));
             rs->cursor_page = chunk + RAM_SAVE_CHUNK_PAGES;
         }
+    }
+    /* Nothing queued outlives the call: the next pass may resend it. */
+    if (rs->mapped_ram && !ram_mapped_ram_drain(rs, ok ? errp : NULL)) {
+        ok = false;
     }
     qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
     qatomic_add(&rs->stats.transferred, qemu_file_transferred(f) - start);
@@ -337,6 +416,16 @@ bool ram_save_setup(QEMUFile *f, RAMSaveState *rs, Error **errp)
         qemu_put_byte(f, strlen(rb->idstr));
         qemu_put_buffer(f, rb->idstr, strlen(rb->idstr));
         qemu_put_be64(f, rb->used_length);
+        if (rs->mapped_ram) {
+            uint64_t header_at = qemu_file_transferred(f);
+
+            if (!mapped_ram_save_block_header(rs->mapped_ram, f, rb, errp)) {
+                return false;
+            }
+            /* The page area is skipped, not transferred. */
+            start += qemu_file_transferred(f) - header_at -
+                     MAPPED_RAM_HDR_SIZE;
+        }
     }
     qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
     qatomic_add(&rs->stats.transferred, qemu_file_transferred(f) - start);
@@ -352,7 +441,27 @@ struct RAMLoadState {
     GPtrArray *machine_blocks;  /* RAMBlock *, parallel to sum->ram_blocks */
     bool started;
     uint8_t *scratch;           /* inspect mode: one page */
+    bool mapped_ram;            /* the configuration announced it */
+    MappedRamLoadOptions mapped_ram_opts;
 };
+
+bool ram_load_set_mapped_ram(RAMLoadState *rl, QEMUFile *f,
+                             const MappedRamLoadOptions *opts, Error **errp)
+{
+    MigChannel *ch = qemu_file_get_channel(f);
+
+    if (!mig_channel_is_seekable(ch)) {
+        error_setg(errp, "the stream is a mapped-ram file, which is read "
+                   "at fixed offsets: open it with file:, not %s",
+                   ch->description);
+        return false;
+    }
+    rl->mapped_ram = true;
+    if (opts) {
+        rl->mapped_ram_opts = *opts;
+    }
+    return true;
+}
 
 RAMLoadState *ram_load_new(MachineState *ms, const StreamInspector *insp,
                            StreamSummary *sum)
@@ -464,6 +573,12 @@ static bool ram_load_block_list(RAMLoadState *rl, QEMUFile *f,
                 return false;
             }
             g_ptr_array_add(rl->machine_blocks, rb);
+        }
+        if (rl->mapped_ram &&
+            !mapped_ram_load_block(f, rl->ms ? rb : NULL, &rl->mapped_ram_opts,
+                                   rl->insp, rl->sum->ram_blocks->len, &info,
+                                   rl->sum, errp)) {
+            return false;
         }
         g_array_append_val(rl->sum->ram_blocks, info);
         listed += info.used_length;
@@ -577,6 +692,12 @@ bool ram_load_section(RAMLoadState *rl, QEMUFile *f, bool is_start,
         if (!rl->started) {
             error_setg(errp, "RAM page at offset %" PRIu64 " before the "
                        "block list", at);
+            return false;
+        }
+        if (rl->mapped_ram) {
+            error_setg(errp, "RAM page item at offset %" PRIu64 " in a "
+                       "mapped-ram stream, whose pages are in the page "
+                       "areas", at);
             return false;
         }
         if (flags & RAM_SAVE_FLAG_CONTINUE) {

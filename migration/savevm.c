@@ -35,6 +35,11 @@
 #define RAM_SECTION_ID              0
 #define DEVICE_SECTION_ID(index)    (1 + (index))
 
+/* QEMU's configuration subsection for capabilities both sides need. */
+#define CONFIG_CAPS_SUBSECTION      "configuration/capabilities"
+#define CONFIG_CAPS_VERSION         1
+#define CONFIG_CAPS_MAX             64
+
 /* Far above what we write (a few KiB); bounds what a bad stream costs. */
 #define MAX_DESCRIPTION_BYTES       (16 * MiB)
 #define MAX_MACHINE_TYPE_BYTES      255
@@ -61,6 +66,22 @@ static void save_section_footer(QEMUFile *f, uint32_t id)
     qemu_put_be32(f, id);
 }
 
+/*
+ * The layout changes how RAM is read, so the reader must know before the
+ * RAM section: QEMU says so with this subsection of the configuration.
+ */
+static void save_config_capabilities(QEMUFile *f)
+{
+    qemu_put_byte(f, QEMU_VM_SUBSECTION);
+    qemu_put_byte(f, strlen(CONFIG_CAPS_SUBSECTION));
+    qemu_put_buffer(f, CONFIG_CAPS_SUBSECTION, strlen(CONFIG_CAPS_SUBSECTION));
+    qemu_put_be32(f, CONFIG_CAPS_VERSION);
+    qemu_put_be32(f, 1);
+    qemu_put_byte(f, strlen(MAPPED_RAM_CAPABILITY_NAME));
+    qemu_put_buffer(f, MAPPED_RAM_CAPABILITY_NAME,
+                    strlen(MAPPED_RAM_CAPABILITY_NAME));
+}
+
 bool qemu_savevm_state_begin(QEMUFile *f, MachineState *ms,
                              RAMSaveState *rs, Error **errp)
 {
@@ -70,6 +91,9 @@ bool qemu_savevm_state_begin(QEMUFile *f, MachineState *ms,
     qemu_put_byte(f, QEMU_VM_CONFIGURATION);
     qemu_put_be32(f, strlen(SNAPVM_MACHINE_TYPE));
     qemu_put_buffer(f, SNAPVM_MACHINE_TYPE, strlen(SNAPVM_MACHINE_TYPE));
+    if (ram_save_is_mapped_ram(rs)) {
+        save_config_capabilities(f);
+    }
 
     save_section_header(f, QEMU_VM_SECTION_START, RAM_SECTION_ID,
                         RAM_SECTION_IDSTR, 0, RAM_SECTION_VERSION);
@@ -109,6 +133,9 @@ bool qemu_savevm_ram_complete(QEMUFile *f, RAMSaveState *rs, Error **errp)
     if (left) {
         error_setg(errp, "%" PRIu64 " RAM pages were never handed out to "
                    "be saved", left);
+        return false;
+    }
+    if (!ram_save_mapped_ram_complete(rs, errp)) {
         return false;
     }
     return !qemu_file_get_error_obj(f, errp);
@@ -239,7 +266,9 @@ typedef struct LoadVMState {
     GHashTable *section_ids;        /* every id a START/FULL used */
     bool *device_loaded;            /* per registry entry */
     bool config_seen;
+    bool caps_seen;
     bool ram_open;                  /* START seen, END not yet */
+    const MappedRamLoadOptions *mapped_ram_opts;
 } LoadVMState;
 
 static const char *section_type_name(uint8_t type)
@@ -313,6 +342,63 @@ static bool load_configuration(LoadVMState *s, uint64_t at, Error **errp)
         return false;
     }
     s->config_seen = true;
+    return true;
+}
+
+/* The capabilities subsection, right after the configuration. */
+static bool load_config_capabilities(LoadVMState *s, uint64_t at,
+                                     Error **errp)
+{
+    char name[256];
+    uint8_t len;
+    uint32_t version, count;
+
+    if (!s->config_seen || s->caps_seen ||
+        g_hash_table_size(s->section_ids)) {
+        error_setg(errp, "subsection at offset %" PRIu64 " is not the "
+                   "configuration's capabilities", at);
+        return false;
+    }
+    len = qemu_get_byte(s->f);
+    qemu_get_buffer(s->f, name, len);
+    name[len] = 0;
+    version = qemu_get_be32(s->f);
+    count = qemu_get_be32(s->f);
+    if (qemu_file_get_error_obj(s->f, errp)) {
+        error_prepend(errp, "configuration subsection at offset %" PRIu64
+                      ": ", at);
+        return false;
+    }
+    if (strcmp(name, CONFIG_CAPS_SUBSECTION) ||
+        version != CONFIG_CAPS_VERSION || count > CONFIG_CAPS_MAX) {
+        error_setg(errp, "configuration subsection at offset %" PRIu64 ": "
+                   "expected '%s' version %u with at most %u capabilities, "
+                   "found '%s' version %u with %u", at, CONFIG_CAPS_SUBSECTION,
+                   CONFIG_CAPS_VERSION, CONFIG_CAPS_MAX, name, version, count);
+        return false;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        uint64_t cap_at = qemu_file_transferred(s->f);
+
+        len = qemu_get_byte(s->f);
+        qemu_get_buffer(s->f, name, len);
+        name[len] = 0;
+        if (qemu_file_get_error_obj(s->f, errp)) {
+            return false;
+        }
+        if (strcmp(name, MAPPED_RAM_CAPABILITY_NAME)) {
+            error_setg(errp, "the stream needs capability '%s' (offset %"
+                       PRIu64 "), which snapvm does not have", name, cap_at);
+            return false;
+        }
+        if (!ram_load_set_mapped_ram(s->rl, s->f, s->mapped_ram_opts,
+                                     errp)) {
+            error_prepend(errp, "offset %" PRIu64 ": ", cap_at);
+            return false;
+        }
+        s->sum->mapped_ram = true;
+    }
+    s->caps_seen = true;
     return true;
 }
 
@@ -546,6 +632,9 @@ static bool load_sections(LoadVMState *s, Error **errp)
         case QEMU_VM_CONFIGURATION:
             ok = load_configuration(s, at, errp);
             break;
+        case QEMU_VM_SUBSECTION:
+            ok = load_config_capabilities(s, at, errp);
+            break;
         case QEMU_VM_SECTION_START:
         case QEMU_VM_SECTION_FULL:
             ok = load_start_or_full(s, type, at, errp);
@@ -577,10 +666,11 @@ static bool load_sections(LoadVMState *s, Error **errp)
 
 static bool loadvm_run(QEMUFile *f, MachineState *ms,
                        const StreamInspector *insp, StreamSummary *sum,
+                       const MappedRamLoadOptions *mapped_ram_opts,
                        Error **errp)
 {
     LoadVMState s = {
-        .f = f, .ms = ms, .sum = sum,
+        .f = f, .ms = ms, .sum = sum, .mapped_ram_opts = mapped_ram_opts,
         .devices = ms ? machine_vmstate(ms) : (insp ? insp->devices : NULL),
         .section_ids = g_hash_table_new(NULL, NULL),
     };
@@ -613,11 +703,18 @@ static bool loadvm_run(QEMUFile *f, MachineState *ms,
 
 bool qemu_loadvm_state(QEMUFile *f, MachineState *ms, Error **errp)
 {
+    return qemu_loadvm_state_mapped_ram(f, ms, NULL, errp);
+}
+
+bool qemu_loadvm_state_mapped_ram(QEMUFile *f, MachineState *ms,
+                                  const MappedRamLoadOptions *opts,
+                                  Error **errp)
+{
     StreamSummary sum;
     bool ok;
 
     stream_summary_init(&sum);
-    ok = loadvm_run(f, ms, NULL, &sum, errp);
+    ok = loadvm_run(f, ms, NULL, &sum, opts, errp);
     stream_summary_clear(&sum);
     return ok;
 }
@@ -625,5 +722,5 @@ bool qemu_loadvm_state(QEMUFile *f, MachineState *ms, Error **errp)
 bool qemu_loadvm_inspect(QEMUFile *f, const StreamInspector *insp,
                          StreamSummary *sum, Error **errp)
 {
-    return loadvm_run(f, NULL, insp, sum, errp);
+    return loadvm_run(f, NULL, insp, sum, NULL, errp);
 }

@@ -20,6 +20,9 @@ static const FaultKindInfo fault_kinds[FAULT__MAX] = {
     [FAULT_THREAD_CREATE] = { "thread-create", EAGAIN },
     [FAULT_ALLOC] = { "alloc", ENOMEM },
     [FAULT_PAGEMAP_READ] = { "pagemap-read", EIO },
+    /* What open(2) says where the filesystem refuses O_DIRECT. */
+    [FAULT_DIRECT_IO_OPEN] = { "direct-io-open", EINVAL },
+    [FAULT_CHANNEL_PWRITE] = { "channel-pwrite", EIO },
 };
 
 bool fault_inject_armed;

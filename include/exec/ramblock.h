@@ -32,6 +32,13 @@ typedef struct RAMBlock {
      * set = still to be sent.  NULL otherwise.
      */
     unsigned long *bmap;
+
+    /*
+     * Set while parts of the block are a private mapping of a mapped-ram
+     * snapshot file (lazy restore, migration/mapped-ram-load.c), until
+     * mapped_ram_materialize() copies them back into anonymous memory.
+     */
+    void *mapped_ram_lazy;
 } RAMBlock;
 
 static inline uint64_t ramblock_pages(const RAMBlock *rb)

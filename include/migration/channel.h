@@ -35,6 +35,39 @@ typedef struct MigChannelOps {
     void (*abort)(MigChannel *ch);
     /* Thread safe; see above.  May be NULL if I/O cannot block. */
     void (*cancel)(MigChannel *ch);
+
+    /*
+     * Positional I/O, for the mapped-ram layout (migration/mapped-ram.h).
+     * Only file: has it; NULL elsewhere (mig_channel_is_seekable()).
+     * pwritev_all and pread_all may be called from several threads at
+     * once, alongside the stream I/O of the thread that owns the channel.
+     */
+    /* Write all of @iov at @offset.  @direct: through the O_DIRECT
+     * descriptor (enable_direct_io); buffers, lengths and @offset are
+     * then page aligned. */
+    bool (*pwritev_all)(MigChannel *ch, const struct iovec *iov, int iovcnt,
+                        uint64_t offset, bool direct, Error **errp);
+    /* Read exactly @len bytes at @offset; a short file is an error that
+     * names the offset. */
+    bool (*pread_all)(MigChannel *ch, void *buf, size_t len, uint64_t offset,
+                      Error **errp);
+    /* Make [@offset, +@len) a hole: it reads as zeros, takes no disk. */
+    bool (*discard)(MigChannel *ch, uint64_t offset, uint64_t len,
+                    Error **errp);
+    /* Later stream writes/reads continue at @offset. */
+    bool (*seek)(MigChannel *ch, uint64_t offset, Error **errp);
+    bool (*get_size)(MigChannel *ch, uint64_t *size, Error **errp);
+    /* Set the file's size (the end of the mapped-ram layout). */
+    bool (*truncate)(MigChannel *ch, uint64_t size, Error **errp);
+    /* Open the O_DIRECT descriptor; fails where the filesystem refuses. */
+    bool (*enable_direct_io)(MigChannel *ch, Error **errp);
+    /*
+     * Map [@offset, +@len) of the file copy-on-write at @addr, replacing
+     * whatever is mapped there (MAP_PRIVATE | MAP_FIXED).  The mapping
+     * outlives the channel.
+     */
+    bool (*map_private)(MigChannel *ch, void *addr, size_t len,
+                        uint64_t offset, Error **errp);
 } MigChannelOps;
 
 struct MigChannel {
@@ -70,6 +103,27 @@ static inline void mig_channel_cancel(MigChannel *ch)
     if (ch->ops->cancel) {
         ch->ops->cancel(ch);
     }
+}
+
+/* Does @ch have positional I/O (mapped-ram)? */
+static inline bool mig_channel_is_seekable(MigChannel *ch)
+{
+    return ch->ops->pwritev_all && ch->ops->pread_all && ch->ops->seek;
+}
+
+static inline bool mig_channel_pwritev_all(MigChannel *ch,
+                                           const struct iovec *iov,
+                                           int iovcnt, uint64_t offset,
+                                           bool direct, Error **errp)
+{
+    return ch->ops->pwritev_all(ch, iov, iovcnt, offset, direct, errp);
+}
+
+static inline bool mig_channel_pread_all(MigChannel *ch, void *buf,
+                                         size_t len, uint64_t offset,
+                                         Error **errp)
+{
+    return ch->ops->pread_all(ch, buf, len, offset, errp);
 }
 
 /*

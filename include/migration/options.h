@@ -9,12 +9,14 @@
 
 #include "qemu/osdep.h"
 #include "qapi/error.h"
+#include "migration/mapped-ram.h"
 
 typedef struct MachineState MachineState;
 
 typedef enum MigrationCapability {
     MIGRATION_CAPABILITY_EVENTS,                /* "events" */
     MIGRATION_CAPABILITY_BACKGROUND_SNAPSHOT,   /* "background-snapshot" */
+    MIGRATION_CAPABILITY_MAPPED_RAM,            /* "mapped-ram" */
     MIGRATION_CAPABILITY__MAX
 } MigrationCapability;
 
@@ -36,6 +38,10 @@ typedef struct MigrationParameters {
     /* bytes; 0: a vCPU always waits for its page to be written */
     uint64_t background_snapshot_buffer_size;
     DirtyTrackingMethod x_dirty_tracking;
+    /* mapped-ram: writer threads (and eager reader threads when loading) */
+    uint64_t multifd_channels;
+    bool direct_io;                 /* mapped-ram pages written O_DIRECT */
+    MappedRamRestoreMode x_mapped_ram_restore;
 } MigrationParameters;
 
 typedef struct MigrationOptions {

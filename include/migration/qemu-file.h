@@ -42,6 +42,16 @@ void qemu_file_abort(QEMUFile *f);
 void qemu_file_cancel(QEMUFile *f);
 MigChannel *qemu_file_get_channel(QEMUFile *f);
 
+/*
+ * Continue the stream at byte @offset of a seekable channel (file:, see
+ * mig_channel_is_seekable()), for the mapped-ram layout, which skips over
+ * the page areas it fills with positional writes.  Writing: flushes
+ * first.  Reading: drops what was buffered.  qemu_file_transferred()
+ * then returns @offset.  Returns false (and records the error) on
+ * failure.
+ */
+bool qemu_file_seek(QEMUFile *f, uint64_t offset, Error **errp);
+
 /* ---- errors ---- */
 
 /* 0 if no error was recorded, else a negative errno value (-EIO). */

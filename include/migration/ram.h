@@ -15,6 +15,7 @@
 #include "qapi/error.h"
 #include "exec/ramblock.h"
 #include "migration/savevm.h"
+#include "migration/mapped-ram.h"
 
 #define RAM_SECTION_IDSTR       "ram"
 #define RAM_SECTION_VERSION     4
@@ -92,6 +93,14 @@ void ram_save_set_page_source(RAMSaveState *rs, const RAMPageSourceOps *ops,
 /* Write one run's pages (headers, zero markers, data); no flush. */
 void ram_save_put_run(QEMUFile *f, RAMSaveState *rs, const RAMPageRun *run);
 
+/* ---- mapped-ram hooks (migration/mapped-ram.c does the work) ---- */
+
+/* Pages go to @m (which @rs now owns) instead of the stream. */
+void ram_save_set_mapped_ram(RAMSaveState *rs, MappedRamSaver *m);
+bool ram_save_is_mapped_ram(RAMSaveState *rs);
+/* After RAM END: the bitmaps.  True at once without mapped-ram. */
+bool ram_save_mapped_ram_complete(RAMSaveState *rs, Error **errp);
+
 /* ---- loading (shared by qemu_loadvm_state() and snapvm-img) ---- */
 
 typedef struct RAMLoadState RAMLoadState;
@@ -103,6 +112,13 @@ typedef struct RAMLoadState RAMLoadState;
 RAMLoadState *ram_load_new(MachineState *ms, const StreamInspector *insp,
                            StreamSummary *sum);
 void ram_load_free(RAMLoadState *rl);
+/*
+ * The stream's configuration announced mapped-ram: each block in the
+ * list is followed by its header, and pages are read from the page
+ * areas.  Refused unless @f's channel is seekable.  @opts NULL: eager.
+ */
+bool ram_load_set_mapped_ram(RAMLoadState *rl, QEMUFile *f,
+                             const MappedRamLoadOptions *opts, Error **errp);
 /* One section's RAM data, up to and including its EOS. */
 bool ram_load_section(RAMLoadState *rl, QEMUFile *f, bool is_start,
                       Error **errp);

@@ -60,6 +60,14 @@ bool qemu_savevm_state_complete(QEMUFile *f, MachineState *ms,
                                 RAMSaveState *rs, Error **errp);
 
 bool qemu_loadvm_state(QEMUFile *f, MachineState *ms, Error **errp);
+/*
+ * The same, restoring a mapped-ram stream as @opts says (NULL: eagerly,
+ * in this thread).  A stream of the other layout ignores @opts.
+ */
+typedef struct MappedRamLoadOptions MappedRamLoadOptions;
+bool qemu_loadvm_state_mapped_ram(QEMUFile *f, MachineState *ms,
+                                  const MappedRamLoadOptions *opts,
+                                  Error **errp);
 
 /* ---- additions by the stream code ---- */
 
@@ -110,6 +118,7 @@ typedef struct StreamSummary {
     bool ram_complete;          /* RAM END seen */
     bool eof_seen;
     bool complete;              /* EOF, a valid trailer, nothing after */
+    bool mapped_ram;            /* the mapped-ram layout */
     char *description;          /* the JSON trailer */
     uint64_t stream_bytes;      /* consumed */
 } StreamSummary;
