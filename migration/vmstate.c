@@ -155,6 +155,7 @@ void vmstate_describe_entry(JsonBuilder *b, const VMStateEntry *e)
 struct VMStateLayout {
     VMStateRegistry *reg;
     GPtrArray *allocations;     /* names, field arrays, vmsds, scratch */
+    uint64_t bytes;             /* of all devices' state, bounded */
 };
 
 static void *layout_keep(VMStateLayout *l, void *p)
@@ -265,9 +266,11 @@ static bool layout_add_device(VMStateLayout *l, JsonNode *node,
                            LAYOUT_MAX_DEVICE_BYTES, &size, fwhat, errp)) {
             return false;
         }
-        if (total + size > LAYOUT_MAX_DEVICE_BYTES) {
+        /* Bound the sum over devices too: each one's scratch is allocated. */
+        if (l->bytes + total + size > LAYOUT_MAX_DEVICE_BYTES) {
             error_setg(errp, "%s ('%s'): more than %" PRId64 " bytes of "
-                       "fields", what, name, LAYOUT_MAX_DEVICE_BYTES);
+                       "fields, all devices together", what, name,
+                       LAYOUT_MAX_DEVICE_BYTES);
             return false;
         }
         vf[i].name = layout_keep(l, g_strdup(fname));
@@ -281,6 +284,7 @@ static bool layout_add_device(VMStateLayout *l, JsonNode *node,
                    what, name, instance_id);
         return false;
     }
+    l->bytes += total;
     vmsd = layout_keep(l, g_new0(VMStateDescription, 1));
     vmsd->name = layout_keep(l, g_strdup(name));
     /* The section must carry exactly the version the description names. */
