@@ -1,0 +1,19 @@
+/*
+ * The fuzz targets as plain functions, so that one source serves both the
+ * libFuzzer binaries (tests/fuzz/fuzz-*.c with -Dfuzzing=true) and the
+ * unit test that replays every corpus and regression file in every build
+ * (tests/unit/test-fuzz-corpus.c).  Each takes any bytes, must never
+ * crash, leak or hang, and returns 0.
+ */
+#ifndef FUZZ_TARGETS_H
+#define FUZZ_TARGETS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A migration stream, through the loader in inspect mode (snapvm-img's). */
+int fuzz_loadvm_one(const uint8_t *data, size_t size);
+/* Bytes a QMP client sends: JSON streamer, parser and dispatcher. */
+int fuzz_qmp_one(const uint8_t *data, size_t size);
+
+#endif

@@ -1,0 +1,116 @@
+/*
+ * Replay every file of the fuzzers' corpora and regressions through the
+ * fuzz targets, in every build (normal, ASan+UBSan, TSan), so that an
+ * input that once crashed a target stays a test after it is fixed.
+ *
+ * tests/fuzz/corpus/TARGET/: seeds (real snapshots, QMP sessions);
+ * tests/fuzz/regressions/TARGET/: inputs that crashed or hung a target
+ * once, named after what they broke.
+ */
+#include "qemu/osdep.h"
+#include "migration/vmstate.h"
+#include "fuzz-targets.h"
+
+typedef struct FuzzTarget {
+    const char *name;
+    int (*one)(const uint8_t *data, size_t size);
+} FuzzTarget;
+
+static const FuzzTarget targets[] = {
+    { "loadvm", fuzz_loadvm_one },
+    { "qmp", fuzz_qmp_one },
+};
+
+static unsigned replay_dir(const FuzzTarget *t, const char *dir)
+{
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    const char *name;
+    unsigned n = 0;
+
+    if (!d) {
+        return 0;
+    }
+    while ((name = g_dir_read_name(d))) {
+        g_autofree char *path = g_build_filename(dir, name, NULL);
+        g_autofree char *data = NULL;
+        gsize len;
+
+        if (name[0] == '.' ||
+            !g_file_get_contents(path, &data, &len, NULL)) {
+            continue;
+        }
+        if (g_test_verbose()) {
+            g_printerr("# %s: %s (%zu bytes)\n", t->name, path, len);
+        }
+        g_assert_cmpint(t->one((const uint8_t *)data, len), ==, 0);
+        /* Every prefix of a seed is a truncated stream: refused cleanly. */
+        if (len < 64 * KiB) {
+            for (gsize cut = 0; cut < len; cut += 1 + cut / 8) {
+                t->one((const uint8_t *)data, cut);
+            }
+        }
+        n++;
+    }
+    return n;
+}
+
+static void test_replay(gconstpointer opaque)
+{
+    const FuzzTarget *t = opaque;
+    g_autofree char *corpus = g_build_filename(FUZZ_DIR, "corpus", t->name,
+                                               NULL);
+    g_autofree char *regress = g_build_filename(FUZZ_DIR, "regressions",
+                                                t->name, NULL);
+    unsigned seeds = replay_dir(t, corpus);
+
+    /* The seeds are checked in: finding none means the path is wrong. */
+    g_assert_cmpuint(seeds, >, 0);
+    replay_dir(t, regress);
+}
+
+/*
+ * Regression (found by reading, confirmed with the fuzzer's malloc limit):
+ * a JSON description could declare 4096 devices of 16 MiB each, and the
+ * loader allocated a scratch buffer per device: 64 GiB from 400 KiB of
+ * input.  The sum over all devices is bounded now.
+ */
+static char *layout_json(unsigned ndevices, uint64_t size)
+{
+    GString *s = g_string_new("{\"page_size\": 4096, \"devices\": [");
+
+    for (unsigned i = 0; i < ndevices; i++) {
+        g_string_append_printf(s, "%s{\"name\": \"d%u\", \"instance_id\": "
+                               "0, \"version\": 1, \"fields\": [{\"name\": "
+                               "\"f\", \"type\": \"buffer\", \"size\": %"
+                               PRIu64 "}]}", i ? ", " : "", i, size);
+    }
+    g_string_append(s, "]}");
+    return g_string_free(s, false);
+}
+
+static void test_layout_total_bounded(void)
+{
+    g_autofree char *small = layout_json(4, 4096);
+    g_autofree char *huge = layout_json(4096, 16 * MiB);
+    Error *err = NULL;
+
+    VMStateLayout *l = vmstate_layout_from_json(small, strlen(small),
+                                                &error_abort);
+    vmstate_layout_free(l);
+    g_assert_null(vmstate_layout_from_json(huge, strlen(huge), &err));
+    g_assert_nonnull(strstr(error_get_pretty(err), "all devices together"));
+    error_free(err);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/fuzz-corpus/loadvm/layout-total-bounded",
+                    test_layout_total_bounded);
+    for (unsigned i = 0; i < G_N_ELEMENTS(targets); i++) {
+        g_autofree char *path = g_strdup_printf("/fuzz-corpus/%s",
+                                                targets[i].name);
+        g_test_add_data_func(path, &targets[i], test_replay);
+    }
+    return g_test_run();
+}
