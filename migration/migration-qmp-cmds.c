@@ -7,15 +7,6 @@
 #include "migration/dirty-tracking.h"
 #include "monitor/monitor.h"
 
-/*
- * Until the monitor passes descriptors received with SCM_RIGHTS, getfd
- * finds none; the monitor's definition replaces this one at link time.
- */
-__attribute__((weak)) int monitor_take_passed_fd(void)
-{
-    return -1;
-}
-
 static JsonNode *json_node_from_object(JsonObject *obj)
 {
     JsonNode *node = json_node_alloc();
@@ -129,6 +120,9 @@ JsonObject *migration_info_to_json(MigrationState *s)
                                    st.wp.unprotect_calls);
         json_object_set_boolean_member(bg, "wp-unpopulated",
                                        st.wp.wp_unpopulated);
+        json_object_set_string_member(bg, "unpopulated-pages",
+                                      wp_unpopulated_method_name(
+                                          st.wp.unpopulated));
         json_object_set_object_member(info, "background-snapshot", bg);
     }
     if (error_desc && (status == MIGRATION_STATUS_FAILED ||

@@ -140,10 +140,11 @@ bool ram_populated_scan(RamPopulatedReader *r, RAMBlock *rb,
             .category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
             .return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
         };
-        int n = ioctl(r->pagemap_fd, PAGEMAP_SCAN, &arg);
+        int n = fault_inject(FAULT_PAGEMAP_READ) ? -1 :
+                ioctl(r->pagemap_fd, PAGEMAP_SCAN, &arg);
         if (n < 0) {
-            error_setg_errno(errp, errno, "RAMBlock '%s': PAGEMAP_SCAN "
-                             "failed", rb->idstr);
+            error_setg_errno(errp, errno, "RAMBlock '%s': PAGEMAP_SCAN of "
+                             "/proc/self/pagemap failed", rb->idstr);
             return false;
         }
         for (int i = 0; i < n; i++) {

@@ -525,7 +525,7 @@ static bool ram_load_block_list(RAMLoadState *rl, QEMUFile *f,
     uint64_t listed = 0;
     unsigned max = rl->ms ? machine_ram_block_count(rl->ms)
                           : RAM_LOAD_MAX_BLOCKS;
-    RAMBlock *rb;
+    RAMBlock *rb = NULL;
 
     rl->sum->ram_total = total;
     while (listed < total) {

@@ -42,7 +42,7 @@ typedef enum FaultKind {
     FAULT_FORK,             /* starting a process: exec:, fork snapshots */
     FAULT_THREAD_CREATE,    /* threads the snapshot starts */
     FAULT_ALLOC,            /* large allocations: the copy buffer */
-    FAULT_PAGEMAP_READ,     /* pread(2) of /proc/self/pagemap */
+    FAULT_PAGEMAP_READ,     /* pread(2), PAGEMAP_SCAN of /proc/self/pagemap */
     FAULT_DIRECT_IO_OPEN,   /* open(2) of a file: target with O_DIRECT */
     FAULT_CHANNEL_PWRITE,   /* pwritev(2) of mapped-ram pages */
     FAULT__MAX

@@ -323,12 +323,12 @@ static JsonObject *snapshot_and_check(QTestState *src, const VMConfig *vm,
     g_assert_cmpint(bg_stat(info, "buffer-peak"), <=,
                     bg_stat(info, "buffer-size"));
     /*
-     * A write fault is a guest write after the snapshot instant: the
-     * guest ran during the snapshot.  (Its serial output need not grow:
-     * with no bandwidth limit the snapshot may be over before one sweep
-     * pass is; test_runs_during() checks that with a longer one.)
+     * Not asserted here: faults > 0.  Whether the guest writes a
+     * protected page during a 20 ms snapshot depends on the host's
+     * scheduler (a starved vCPU thread writes nothing); test_runs_during()
+     * checks that the guest runs and faults with a bandwidth limit that
+     * makes the snapshot long.
      */
-    g_assert_cmpint(bg_stat(info, "faults"), >, 0);
     assert_nothing_protected(src);
 
     restore_and_check(vm, file);
@@ -455,13 +455,26 @@ static void test_throttled(void)
     set_params(src, buffer, 8 * MiB);
     migrate(src, uri);
     wait_faulting(src);
+    /*
+     * Throttled, not frozen: it stores on while the snapshot runs.  Each
+     * wait can last as long as the saver takes to write what it holds
+     * (up to 10 MiB at 8 MiB/s), so look until the snapshot is over.
+     */
     uint64_t before = random_writer_progress(src);
-    g_usleep(300 * 1000);
-    uint64_t after = random_writer_progress(src);
-    g_autoptr(JsonObject) mid = query_migrate(src);
-    /* Throttled, not frozen: it stored on while the snapshot ran. */
-    g_assert_cmpstr(migration_status(mid), ==, "active");
-    g_assert_cmpuint(after, >, before);
+    bool stored_on = false;
+    for (;;) {
+        g_usleep(100 * 1000);
+        uint64_t now = random_writer_progress(src);
+        g_autoptr(JsonObject) mid = query_migrate(src);
+        if (migration_over(mid)) {
+            break;
+        }
+        if (now > before) {
+            stored_on = true;
+            break;
+        }
+    }
+    g_assert_true(stored_on);
 
     g_autoptr(JsonObject) info = wait_migration_end(src);
     g_assert_cmpstr(migration_status(info), ==, "completed");
@@ -518,9 +531,14 @@ static void test_cancel(void)
     /* The pagemap check sees protection when there is some. */
     g_assert_cmpuint(count_protected_pages(src), >, 0);
 
+    gint64 t0 = g_get_monotonic_time();
     json_node_unref(qtest_qmp_assert_success(src,
         "{\"execute\": \"migrate_cancel\"}"));
     g_autoptr(JsonObject) info = wait_migration_end(src);
+    if (g_test_verbose()) {
+        g_printerr("# cancel took %" PRId64 " ms\n",
+                   (g_get_monotonic_time() - t0) / 1000);
+    }
     /* A file: target is complete or absent. */
     g_assert_false(g_file_test(file, G_FILE_TEST_EXISTS));
     check_recovered(src, &vm, info, "cancelled");
@@ -639,6 +657,10 @@ static void test_stop_cont(void)
 
     /* vCPUs blocked on protected pages must still stop, soon. */
     json_node_unref(qtest_qmp_assert_success(src, "{\"execute\": \"stop\"}"));
+    if (g_test_verbose()) {
+        g_printerr("# stop took %" PRId64 " ms\n",
+                   (g_get_monotonic_time() - t0) / 1000);
+    }
     g_assert_cmpint(g_get_monotonic_time() - t0, <, 10 * G_USEC_PER_SEC);
     assert_run_state(src, "paused");
     gsize paused_at = qtest_serial_size(src);
@@ -659,15 +681,29 @@ static void test_stop_cont(void)
     qtest_quit(src);
 }
 
+/*
+ * quit while vCPUs wait on protected pages: snapvm must cancel the
+ * snapshot (which lifts every protection in tens of ms) and exit, not
+ * wait for the saver to write, at 1 MiB/s, the pages the vCPUs are
+ * blocked on.
+ */
 static void test_quit(void)
 {
     VMConfig vm = { "a-b-sweep", 2, true, NULL };
-    QTestState *src = start_slow_snapshot(&vm, 2 * MiB);
-    gint64 t0 = g_get_monotonic_time();
+    QTestState *src = start_slow_snapshot(&vm, 1 * MiB);
+    gint64 t0 = g_get_monotonic_time(), took_ms;
 
     qtest_qmp_send(src, "{\"execute\": \"quit\"}");
-    g_assert_cmpint(qtest_wait_exit(src, 10000), ==, 0);
-    g_assert_cmpint(g_get_monotonic_time() - t0, <, 10 * G_USEC_PER_SEC);
+    g_assert_cmpint(qtest_wait_exit(src, 30000), ==, 0);
+    took_ms = (g_get_monotonic_time() - t0) / 1000;
+    if (g_test_verbose()) {
+        g_printerr("# quit took %" PRId64 " ms\n", took_ms);
+    }
+    /*
+     * Cancel first, then quit, takes 15-30 ms here; waiting for the saver
+     * would take RAM_MB seconds.  The bound only tells the two apart.
+     */
+    g_assert_cmpint(took_ms, <, RAM_MB * 1000 / 3);
 }
 
 /* ---- the check itself can fail ---- */
