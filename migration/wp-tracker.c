@@ -64,6 +64,12 @@ struct WPTracker {
     WPBlock *blocks;
     unsigned nblocks;
     unsigned walk_block;        /* the saver's current block */
+    /*
+     * The entry the saver popped and has not given back with
+     * wp_tracker_done(): a save that fails between the two (a write
+     * error, a cancel) leaves it here for wp_tracker_free().
+     */
+    PageQueueEntry *saving;
     PageQueue *queue;
     RamPopulatedReader *populated_fault;
     RamPopulatedReader *populated_save;
@@ -574,6 +580,8 @@ int wp_tracker_next(WPTracker *t, WPRun *run, Error **errp)
         }
         PageQueueEntry *e = page_queue_pop(t->queue);
         if (e) {
+            g_assert(!t->saving);
+            t->saving = e;
             run->priv = e;
             if (!e->copied) {
                 WPBlock *b = wp_block_of(t, e->rb);
@@ -616,7 +624,11 @@ bool wp_tracker_done(WPTracker *t, WPRun *run, Error **errp)
     } else {
         page_queue_release(t->queue, e->slots, e->npages);
     }
-    g_free(e);
+    if (e) {
+        g_assert(e == t->saving);
+        t->saving = NULL;
+        g_free(e);
+    }
     run->priv = NULL;
     return ok;
 }
@@ -689,6 +701,7 @@ void wp_tracker_free(WPTracker *t)
     if (t->stop_fd >= 0) {
         close(t->stop_fd);
     }
+    g_free(t->saving);
     page_queue_free(t->queue);
     ram_populated_reader_free(t->populated_fault);
     ram_populated_reader_free(t->populated_save);
