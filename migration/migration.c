@@ -189,6 +189,23 @@ static void migration_update_ram_stats(MigrationState *s, RAMSaveState *rs)
     g_mutex_unlock(&s->lock);
 }
 
+/*
+ * A save without pre-copy passes (stop-and-copy, background snapshot)
+ * measured no window: its throughput is its RAM over the time since
+ * setup, as QEMU reports for a completed migration.
+ */
+static void migration_final_throughput(MigrationState *s)
+{
+    g_mutex_lock(&s->lock);
+    int64_t ms = s->stats.total_time - s->stats.setup_time;
+    if (s->stats.mbps == 0 && ms > 0) {
+        s->stats.mbps = (double)s->stats.ram.transferred * 8 / 1000 / ms;
+        s->stats.pages_per_second =
+            (s->stats.ram.normal + s->stats.ram.duplicate) * 1000 / ms;
+    }
+    g_mutex_unlock(&s->lock);
+}
+
 void migration_get_stats(MigrationState *s, MigrationStatus *status,
                          MigrationStats *stats, char **error_desc)
 {
@@ -403,6 +420,7 @@ static bool migration_run(MigrationState *s, QEMUFile **pf, RateLimit *rl,
             goto out;
         }
         migration_update_ram_stats(s, rs);
+        migration_final_throughput(s);
         migration_publish_file(s, NULL);
         *pf = NULL;
         ok = qemu_fclose(f, errp);
@@ -459,6 +477,7 @@ static bool migration_run(MigrationState *s, QEMUFile **pf, RateLimit *rl,
         goto out;
     }
     migration_update_ram_stats(s, rs);
+    migration_final_throughput(s);
     if (migration_cancel_requested(s)) {
         error_setg(errp, "Migration cancelled");
         goto out;

@@ -322,6 +322,11 @@ static JsonObject *snapshot_and_check(QTestState *src, const VMConfig *vm,
     assert_guest_runs(src);
     g_assert_cmpint(bg_stat(info, "buffer-peak"), <=,
                     bg_stat(info, "buffer-size"));
+    /* Throughput is reported for a snapshot as for a migration. */
+    JsonObject *ram = json_object_get_object_member(info, "ram");
+    g_assert_cmpfloat(json_object_get_double_member(ram, "mbps"), >, 0);
+    g_assert_cmpint(json_object_get_int_member(ram, "pages-per-second"), >,
+                    0);
     /*
      * Not asserted here: faults > 0.  Whether the guest writes a
      * protected page during a 20 ms snapshot depends on the host's
