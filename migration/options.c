@@ -74,8 +74,14 @@ bool migration_caps_check(MachineState *ms, const bool *caps, Error **errp)
      * pre-copy all go to their one place.  What it needs, a file:
      * target, is known at "migrate" (mapped_ram_check_uri()).
      */
+    /*
+     * Write-protect needs anonymous RAM: the RAM of a lazily restored
+     * guest is a private mapping of its snapshot file until this copies
+     * it back (the guest pauses while it copies).
+     */
     if (caps[MIGRATION_CAPABILITY_BACKGROUND_SNAPSHOT] &&
-        !background_snapshot_check(ms, errp)) {
+        (!mapped_ram_materialize(ms, errp) ||
+         !background_snapshot_check(ms, errp))) {
         return false;
     }
     return true;
