@@ -196,6 +196,21 @@ static bool file_get_size(MigChannel *ch, uint64_t *size, Error **errp)
     return true;
 }
 
+static bool file_next_hole(MigChannel *ch, uint64_t offset, uint64_t *hole,
+                           Error **errp)
+{
+    FileChannel *f = container_of(ch, FileChannel, fdc.parent);
+    off_t r = lseek(f->fdc.fd, offset, SEEK_HOLE);
+
+    if (r < 0) {
+        error_setg_errno(errp, errno, "%s: cannot look for a hole after "
+                         "offset %" PRIu64, ch->description, offset);
+        return false;
+    }
+    *hole = r;
+    return true;
+}
+
 static bool file_truncate(MigChannel *ch, uint64_t size, Error **errp)
 {
     FileChannel *f = container_of(ch, FileChannel, fdc.parent);
@@ -257,6 +272,7 @@ static const MigChannelOps file_ops = {
     .discard = file_discard,
     .seek = file_seek,
     .get_size = file_get_size,
+    .next_hole = file_next_hole,
     .truncate = file_truncate,
     .enable_direct_io = file_enable_direct_io,
     .map_private = file_map_private,

@@ -149,6 +149,35 @@ static bool mapped_ram_runs(MappedRamBlockLoad *bl, GArray *runs,
     return true;
 }
 
+static void mapped_ram_error_present(MappedRamBlockLoad *bl, uint64_t page,
+                                     Error **errp)
+{
+    error_setg(errp, "mapped-ram bitmap of block '%s' at offset %" PRIu64
+               " marks page 0x%" PRIx64 " present, but its place at offset %"
+               PRIu64 " holds no data: the bitmap or the page area is "
+               "corrupted", bl->idstr, bl->layout.bitmap_offset + page / 8,
+               page << TARGET_PAGE_BITS,
+               bl->layout.pages_offset + (page << TARGET_PAGE_BITS));
+}
+
+/*
+ * snapvm never writes a zero page (it is a hole, its bit clear), so a
+ * present page that reads as zero means the bitmap and the page area
+ * disagree: a corrupted bitmap, or a page area that lost data.
+ */
+static bool mapped_ram_check_present(MappedRamBlockLoad *bl,
+                                     const uint8_t *data, uint64_t first,
+                                     uint64_t npages, Error **errp)
+{
+    for (uint64_t i = 0; i < npages; i++) {
+        if (ram_page_is_zero(data + (i << TARGET_PAGE_BITS))) {
+            mapped_ram_error_present(bl, first + i, errp);
+            return false;
+        }
+    }
+    return true;
+}
+
 /* ---- eager ---- */
 
 /* Guest RAM [offset, +len) reads as zero afterwards. */
@@ -204,6 +233,9 @@ static bool mapped_ram_read_slice(MappedRamBlockLoad *bl, unsigned slice,
                                           errp)) {
             error_prepend(errp, "mapped-ram pages of block '%s': ",
                           bl->idstr);
+            return false;
+        } else if (!mapped_ram_check_present(bl, bl->rb->host + off, start,
+                                             end - start, errp)) {
             return false;
         }
         start = end;
@@ -294,6 +326,24 @@ static int mapped_ram_load_lazy(MappedRamBlockLoad *bl, Error **errp)
         !mapped_ram_runs(bl, runs, MAPPED_RAM_LAZY_MAX_RUNS)) {
         return 0;
     }
+    /*
+     * Nothing is read, but a run of present pages must be data in the
+     * file: one SEEK_HOLE per run (there are at most 4096) catches a
+     * bitmap that marks holes present.
+     */
+    for (guint i = 0; bl->ch->ops->next_hole && i < runs->len; i++) {
+        MappedRamRange *r = &g_array_index(runs, MappedRamRange, i);
+        uint64_t at = bl->layout.pages_offset + r->offset, hole;
+
+        if (!bl->ch->ops->next_hole(bl->ch, at, &hole, errp)) {
+            return -1;
+        }
+        if (hole < at + r->length) {
+            mapped_ram_error_present(bl, (r->offset + (hole - at)) >>
+                                     TARGET_PAGE_BITS, errp);
+            return -1;
+        }
+    }
     /* Holes must read as zero: drop whatever the block held. */
     mapped_ram_zero_range(rb, 0, rb->used_length);
     for (guint i = 0; i < runs->len; i++) {
@@ -332,9 +382,7 @@ static bool mapped_ram_inspect(MappedRamBlockLoad *bl,
     info->zero_pages += bl->pages - present;
     sum->pages += present;
     sum->zero_pages += bl->pages - present;
-    if (!insp || !insp->ram_page) {
-        return true;
-    }
+    /* Every present page is read and checked, with a callback or not. */
     buf = g_malloc(MAPPED_RAM_READ_SLICE);
     while (start < bl->pages) {
         uint64_t end = MIN(find_next_zero_bit(bl->bitmap, bl->pages, start),
@@ -348,7 +396,10 @@ static bool mapped_ram_inspect(MappedRamBlockLoad *bl,
                           bl->idstr);
             return false;
         }
-        for (uint64_t p = start; p < end; p++) {
+        if (!mapped_ram_check_present(bl, buf, start, end - start, errp)) {
+            return false;
+        }
+        for (uint64_t p = start; insp && insp->ram_page && p < end; p++) {
             if (!insp->ram_page(insp->opaque, info, index,
                                 p << TARGET_PAGE_BITS,
                                 buf + ((p - start) << TARGET_PAGE_BITS),
@@ -382,6 +433,9 @@ bool mapped_ram_load_block(QEMUFile *f, RAMBlock *rb,
         !mapped_ram_read_bitmap(&bl, errp)) {
         goto out;
     }
+    info->header_offset = bl.layout.header_offset;
+    info->bitmap_offset = bl.layout.bitmap_offset;
+    info->pages_offset = bl.layout.pages_offset;
     if (!rb) {
         ok = mapped_ram_inspect(&bl, insp, index, info, sum, errp);
     } else {

@@ -6,83 +6,48 @@
  *   snapvm-img info FILE        what the file holds and whether it is whole
  *   snapvm-img check FILE       exit 0 only if it is whole and well formed
  *   snapvm-img dump-ram FILE DIR   one file per RAMBlock, named by idstr
+ *   snapvm-img convert IN OUT [--to mapped-ram|stream]
+ *                               the same snapshot in the other layout
+ *
+ * Both layouts are read: a stream, and mapped-ram (its pages read at
+ * their offsets, every present page checked to hold data).
  */
 #include "qemu/osdep.h"
 #include <sys/stat.h>
 #include "hw/boards.h"
+#include "qemu/bitmap.h"
 #include "migration/channel.h"
+#include "migration/mapped-ram.h"
 #include "migration/qemu-file.h"
+#include "migration/ram.h"
 #include "migration/savevm.h"
 #include "migration/vmstate.h"
 
 /* The trailer is a few KiB; QEMU's own can reach a few hundred. */
 #define TRAILER_SEARCH_BYTES (4 * MiB)
 
-/* ---- a read-only channel over a file descriptor ---- */
-
-typedef struct FdReadChannel {
-    MigChannel parent;
-    int fd;
-} FdReadChannel;
-
-static ssize_t fd_read(MigChannel *ch, void *buf, size_t len, Error **errp)
-{
-    FdReadChannel *c = container_of(ch, FdReadChannel, parent);
-    ssize_t n;
-
-    do {
-        n = read(c->fd, buf, len);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0) {
-        error_setg_errno(errp, errno, "cannot read %s", ch->description);
-    }
-    return n;
-}
-
-static bool fd_writev(MigChannel *ch, const struct iovec *iov, int iovcnt,
-                      Error **errp)
-{
-    error_setg(errp, "%s is open for reading", ch->description);
-    return false;
-}
-
-static void fd_abort(MigChannel *ch)
-{
-    FdReadChannel *c = container_of(ch, FdReadChannel, parent);
-
-    close(c->fd);
-    g_free(ch->description);
-    g_free(c);
-}
-
-static bool fd_close(MigChannel *ch, Error **errp)
-{
-    fd_abort(ch);
-    return true;
-}
-
-static const MigChannelOps fd_read_ops = {
-    .writev_all = fd_writev,
-    .read = fd_read,
-    .close = fd_close,
-    .abort = fd_abort,
-};
-
+/*
+ * The file is read through the file: transport, which a mapped-ram file
+ * needs (its pages are read at their offsets); @fdp gets a second
+ * descriptor of it for the trailer.
+ */
 static QEMUFile *open_stream(const char *path, int *fdp, Error **errp)
 {
-    FdReadChannel *c;
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+    MigChannel *ch;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
 
     if (fd < 0) {
         error_setg_errno(errp, errno, "cannot open %s", path);
         return NULL;
     }
-    c = g_new0(FdReadChannel, 1);
-    c->parent.ops = &fd_read_ops;
-    c->parent.description = g_strdup(path);
-    c->fd = fd;
+    ch = mig_channel_open_incoming(uri, NULL, errp);
+    if (!ch) {
+        close(fd);
+        return NULL;
+    }
     *fdp = fd;
-    return qemu_file_new_input(&c->parent);
+    return qemu_file_new_input(ch);
 }
 
 /*
@@ -151,6 +116,7 @@ static bool inspect(const char *path, Inspection *in,
         insp.devices = vmstate_layout_registry(in->layout);
     }
     in->ok = qemu_loadvm_inspect(f, &insp, &in->sum, &in->err);
+    close(fd);
     if (!in->ok && in->layout_err &&
         strstr(error_get_pretty(in->err), "no device description")) {
         error_prepend(&in->err, "%s; ", error_get_pretty(in->layout_err));
@@ -171,6 +137,7 @@ static int cmd_info(const char *path)
 {
     Inspection in = { 0 };
     uint64_t ram_pages = 0;
+    struct stat st;
 
     inspect(path, &in, NULL, NULL);
     if (!in.sum.stream_bytes && in.err) {
@@ -179,6 +146,13 @@ static int cmd_info(const char *path)
         return 1;
     }
     printf("file: %s\n", path);
+    printf("layout: %s\n", in.sum.mapped_ram ?
+           "mapped-ram (one place per page, holes for zero pages)" :
+           "stream");
+    if (in.sum.mapped_ram && stat(path, &st) == 0) {
+        printf("file size: %" PRIu64 " bytes, %" PRIu64 " allocated\n",
+               (uint64_t)st.st_size, (uint64_t)st.st_blocks * 512);
+    }
     printf("machine type: %s\n",
            in.sum.machine_type ? in.sum.machine_type : "(unknown)");
     printf("RAM: %" PRIu64 " bytes in %u block(s)\n", in.sum.ram_total,
@@ -189,6 +163,14 @@ static int cmd_info(const char *path)
         printf("  %-16s %12" PRIu64 " bytes  %8" PRIu64 " pages written  %8"
                PRIu64 " zero pages\n", b->idstr, b->used_length, b->pages,
                b->zero_pages);
+        if (in.sum.mapped_ram) {
+            printf("  %-16s header at %" PRIu64 ", bitmap at %" PRIu64
+                   " (%" PRIu64 " bytes), pages at %" PRIu64 " to %" PRIu64
+                   "\n", "", b->header_offset, b->bitmap_offset,
+                   BITS_TO_LONGS(b->used_length / TARGET_PAGE_SIZE) *
+                   (uint64_t)sizeof(uint64_t), b->pages_offset,
+                   b->pages_offset + b->used_length);
+        }
         ram_pages += b->used_length / TARGET_PAGE_SIZE;
     }
     printf("pages written: %" PRIu64 ", zero pages: %" PRIu64
@@ -229,7 +211,8 @@ static int cmd_check(const char *path)
 }
 
 typedef struct RamDump {
-    const char *dir;
+    const char *dir;            /* one file per block, named by idstr */
+    const char *tmp_dir;        /* without @dir: unnamed files here */
     GArray *fds;                /* int per block index, -1 until opened */
 } RamDump;
 
@@ -252,8 +235,13 @@ static int dump_open_block(RamDump *d, const StreamRAMBlockInfo *block,
     if (name[0] == '.') {
         name[0] = '_';
     }
-    path = g_build_filename(d->dir, name, NULL);
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (d->dir) {
+        path = g_build_filename(d->dir, name, NULL);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    } else {
+        path = g_strdup_printf("a temporary file in %s", d->tmp_dir);
+        fd = open(d->tmp_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    }
     if (fd < 0 || ftruncate(fd, block->used_length) < 0) {
         error_setg_errno(errp, errno, "cannot create %s", path);
         if (fd >= 0) {
@@ -331,12 +319,402 @@ static int cmd_dump_ram(const char *path, const char *dir)
     return ret;
 }
 
+/* ---- convert ---- */
+
+/*
+ * convert writes the other layout itself, byte by byte as
+ * docs/interop/snapshot-format.md gives it: the RAM (the final content
+ * of every page, gathered first into one sparse temporary file per
+ * block), then the device sections and the JSON trailer copied as they
+ * are.
+ */
+
+/* Stream framing bytes (QEMU's). */
+#define FILE_MAGIC          0x5145564d
+#define FILE_VERSION        3
+#define SEC_EOF             0x00
+#define SEC_START           0x01
+#define SEC_END             0x03
+#define SEC_SUBSECTION      0x05
+#define SEC_VMDESCRIPTION   0x06
+#define SEC_CONFIGURATION   0x07
+#define SEC_FOOTER          0x7e
+#define CONFIG_CAPS         "configuration/capabilities"
+
+#define CONVERT_CHUNK_PAGES 2048    /* 8 MiB read at a time */
+
+/* Buffered output at a known file offset. */
+typedef struct Out {
+    int fd;
+    uint64_t pos;               /* file offset of buf->data[0] */
+    GByteArray *buf;
+    int err;                    /* errno of the first failure */
+} Out;
+
+static uint64_t out_tell(Out *o)
+{
+    return o->pos + o->buf->len;
+}
+
+static bool out_flush(Out *o)
+{
+    size_t done = 0;
+
+    while (!o->err && done < o->buf->len) {
+        ssize_t n = pwrite(o->fd, o->buf->data + done, o->buf->len - done,
+                           o->pos + done);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            o->err = n < 0 ? errno : EIO;
+        } else {
+            done += n;
+        }
+    }
+    o->pos += o->buf->len;
+    g_byte_array_set_size(o->buf, 0);
+    return !o->err;
+}
+
+static void out_bytes(Out *o, const void *p, size_t n)
+{
+    g_byte_array_append(o->buf, p, n);
+    if (o->buf->len >= 8 * MiB) {
+        out_flush(o);
+    }
+}
+
+static void out_u8(Out *o, uint8_t v)
+{
+    out_bytes(o, &v, 1);
+}
+
+static void out_be32(Out *o, uint32_t v)
+{
+    v = GUINT32_TO_BE(v);
+    out_bytes(o, &v, 4);
+}
+
+static void out_be64(Out *o, uint64_t v)
+{
+    v = GUINT64_TO_BE(v);
+    out_bytes(o, &v, 8);
+}
+
+static void out_name(Out *o, const char *s)
+{
+    out_u8(o, strlen(s));
+    out_bytes(o, s, strlen(s));
+}
+
+static bool pwrite_all(int fd, const void *p, size_t len, uint64_t off)
+{
+    const uint8_t *b = p;
+
+    while (len) {
+        ssize_t n = pwrite(fd, b, len, off);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            if (!n) {
+                errno = EIO;
+            }
+            return false;
+        }
+        b += n;
+        len -= n;
+        off += n;
+    }
+    return true;
+}
+
+static bool pread_all(int fd, void *p, size_t len, uint64_t off)
+{
+    uint8_t *b = p;
+
+    while (len) {
+        ssize_t n = pread(fd, b, len, off);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            if (!n) {
+                errno = EIO;
+            }
+            return false;
+        }
+        b += n;
+        len -= n;
+        off += n;
+    }
+    return true;
+}
+
+/* One block's pages as a stream: ZERO or PAGE items, CONTINUE after the first. */
+static bool convert_block_stream(Out *o, const StreamRAMBlockInfo *b, int fd,
+                                 uint8_t *chunk)
+{
+    uint64_t pages = b->used_length / TARGET_PAGE_SIZE;
+
+    for (uint64_t first = 0; first < pages; first += CONVERT_CHUNK_PAGES) {
+        uint64_t n = MIN(CONVERT_CHUNK_PAGES, pages - first);
+
+        if (!pread_all(fd, chunk, n * TARGET_PAGE_SIZE,
+                       first * TARGET_PAGE_SIZE)) {
+            return false;
+        }
+        for (uint64_t i = 0; i < n; i++) {
+            const uint8_t *page = chunk + i * TARGET_PAGE_SIZE;
+            bool zero = ram_page_is_zero(page);
+            uint64_t item = (first + i) * TARGET_PAGE_SIZE |
+                            (zero ? RAM_SAVE_FLAG_ZERO : RAM_SAVE_FLAG_PAGE);
+
+            out_be64(o, item | (first + i ? RAM_SAVE_FLAG_CONTINUE : 0));
+            if (!(first + i)) {
+                out_name(o, b->idstr);
+            }
+            if (zero) {
+                out_u8(o, 0);
+            } else {
+                out_bytes(o, page, TARGET_PAGE_SIZE);
+            }
+        }
+    }
+    return true;
+}
+
+/*
+ * One block in the mapped-ram layout, right after its used_length: the
+ * header, the bitmap, the page area with the non-zero pages in place
+ * and holes for the rest.  @o continues after the page area.
+ */
+static bool convert_block_mapped(Out *o, const StreamRAMBlockInfo *b, int fd,
+                                 uint8_t *chunk)
+{
+    uint64_t pages = b->used_length / TARGET_PAGE_SIZE;
+    g_autofree unsigned long *present = bitmap_new(pages);
+    size_t words = BITS_TO_LONGS(pages);
+    g_autofree uint64_t *le = g_new(uint64_t, words);
+    MappedRamBlockLayout l;
+
+    mapped_ram_block_layout(out_tell(o), b->used_length, &l);
+    out_be32(o, MAPPED_RAM_HDR_VERSION);
+    out_be64(o, TARGET_PAGE_SIZE);
+    out_be64(o, l.bitmap_offset);
+    out_be64(o, l.pages_offset);
+    if (!out_flush(o)) {
+        return false;
+    }
+    if (ftruncate(o->fd, l.end) < 0) {
+        return false;
+    }
+    for (uint64_t first = 0; first < pages; first += CONVERT_CHUNK_PAGES) {
+        uint64_t n = MIN(CONVERT_CHUNK_PAGES, pages - first);
+        uint64_t run = 0;
+
+        if (!pread_all(fd, chunk, n * TARGET_PAGE_SIZE,
+                       first * TARGET_PAGE_SIZE)) {
+            return false;
+        }
+        /* Runs of non-zero pages, one pwrite each. */
+        for (uint64_t i = 0; i <= n; i++) {
+            bool zero = i == n || ram_page_is_zero(chunk + i * TARGET_PAGE_SIZE);
+
+            if (zero && i > run &&
+                !pwrite_all(o->fd, chunk + run * TARGET_PAGE_SIZE,
+                            (i - run) * TARGET_PAGE_SIZE,
+                            l.pages_offset +
+                            (first + run) * TARGET_PAGE_SIZE)) {
+                return false;
+            }
+            if (zero) {
+                run = i + 1;
+            } else {
+                set_bit(first + i, present);
+            }
+        }
+    }
+    for (size_t w = 0; w < words; w++) {
+        le[w] = GUINT64_TO_LE(present[w]);
+    }
+    if (!pwrite_all(o->fd, le, words * sizeof(uint64_t), l.bitmap_offset)) {
+        return false;
+    }
+    o->pos = l.end;
+    return true;
+}
+
+static int cmd_convert(const char *in_path, const char *out_path,
+                       const char *to)
+{
+    g_autofree char *dir = g_path_get_dirname(out_path);
+    g_autofree char *base = g_path_get_basename(out_path);
+    g_autofree char *tmp = g_strdup_printf("%s/.%s.XXXXXX", dir, base);
+    g_autofree uint8_t *chunk = g_malloc(CONVERT_CHUNK_PAGES *
+                                         TARGET_PAGE_SIZE);
+    RamDump d = { .tmp_dir = dir,
+                  .fds = g_array_new(false, false, sizeof(int)) };
+    Out o = { .fd = -1, .buf = g_byte_array_new() };
+    Inspection in = { 0 }, check = { 0 };
+    bool mapped = !strcmp(to, "mapped-ram");
+    uint32_t ram_id = 0;
+    int in_fd = -1, ret = 1;
+    const char *what = NULL;
+
+    if (!inspect(in_path, &in, dump_page, &d)) {
+        fprintf(stderr, "%s: %s\n", in_path, error_get_pretty(in.err));
+        goto out;
+    }
+    if (in.sum.mapped_ram == mapped) {
+        fprintf(stderr, "snapvm-img: %s is already in the %s layout\n",
+                in_path, to);
+        goto out;
+    }
+    /* Blocks that held no page at all still need their (zero) file. */
+    for (unsigned i = 0; i < in.sum.ram_blocks->len; i++) {
+        Error *err = NULL;
+
+        if (dump_open_block(&d, &g_array_index(in.sum.ram_blocks,
+                                               StreamRAMBlockInfo, i),
+                            i, &err) < 0) {
+            fprintf(stderr, "snapvm-img: %s\n", error_get_pretty(err));
+            error_free(err);
+            goto out;
+        }
+    }
+    /* RAM takes the first section id no device section uses. */
+    for (unsigned i = 0; i < in.sum.devices->len; i++) {
+        if (g_array_index(in.sum.devices, StreamDeviceInfo, i).section_id ==
+            ram_id) {
+            ram_id++;
+            i = -1;
+        }
+    }
+    in_fd = open(in_path, O_RDONLY | O_CLOEXEC);
+    o.fd = in_fd < 0 ? -1 : mkostemp(tmp, O_CLOEXEC);
+    if (o.fd < 0) {
+        what = in_fd < 0 ? in_path : tmp;
+        goto io_error;
+    }
+
+    out_be32(&o, FILE_MAGIC);
+    out_be32(&o, FILE_VERSION);
+    out_u8(&o, SEC_CONFIGURATION);
+    out_be32(&o, strlen(in.sum.machine_type));
+    out_bytes(&o, in.sum.machine_type, strlen(in.sum.machine_type));
+    if (mapped) {
+        out_u8(&o, SEC_SUBSECTION);
+        out_name(&o, CONFIG_CAPS);
+        out_be32(&o, 1);
+        out_be32(&o, 1);
+        out_name(&o, MAPPED_RAM_CAPABILITY_NAME);
+    }
+    out_u8(&o, SEC_START);
+    out_be32(&o, ram_id);
+    out_name(&o, RAM_SECTION_IDSTR);
+    out_be32(&o, 0);
+    out_be32(&o, RAM_SECTION_VERSION);
+    out_be64(&o, in.sum.ram_total | RAM_SAVE_FLAG_MEM_SIZE);
+    for (unsigned i = 0; i < in.sum.ram_blocks->len; i++) {
+        StreamRAMBlockInfo *b = &g_array_index(in.sum.ram_blocks,
+                                               StreamRAMBlockInfo, i);
+
+        out_name(&o, b->idstr);
+        out_be64(&o, b->used_length);
+        if (mapped && !convert_block_mapped(&o, b, g_array_index(d.fds, int,
+                                                                 i), chunk)) {
+            what = tmp;
+            goto io_error;
+        }
+    }
+    out_be64(&o, RAM_SAVE_FLAG_EOS);
+    out_u8(&o, SEC_FOOTER);
+    out_be32(&o, ram_id);
+    out_u8(&o, SEC_END);
+    out_be32(&o, ram_id);
+    for (unsigned i = 0; !mapped && i < in.sum.ram_blocks->len; i++) {
+        if (!convert_block_stream(&o, &g_array_index(in.sum.ram_blocks,
+                                                     StreamRAMBlockInfo, i),
+                                  g_array_index(d.fds, int, i), chunk)) {
+            what = "a temporary file";
+            goto io_error;
+        }
+    }
+    out_be64(&o, RAM_SAVE_FLAG_EOS);
+    out_u8(&o, SEC_FOOTER);
+    out_be32(&o, ram_id);
+    /* Device sections as they are, in their order. */
+    for (unsigned i = 0; i < in.sum.devices->len; i++) {
+        StreamDeviceInfo *dev = &g_array_index(in.sum.devices,
+                                               StreamDeviceInfo, i);
+        g_autofree uint8_t *sec = g_malloc(dev->size);
+
+        if (!pread_all(in_fd, sec, dev->size, dev->offset)) {
+            what = in_path;
+            goto io_error;
+        }
+        out_bytes(&o, sec, dev->size);
+    }
+    out_u8(&o, SEC_EOF);
+    out_u8(&o, SEC_VMDESCRIPTION);
+    out_be32(&o, strlen(in.sum.description));
+    out_bytes(&o, in.sum.description, strlen(in.sum.description));
+    if (!out_flush(&o) || fsync(o.fd) < 0) {
+        what = tmp;
+        goto io_error;
+    }
+    /* What was written must read back whole before it takes the name. */
+    if (!inspect(tmp, &check, NULL, NULL)) {
+        fprintf(stderr, "snapvm-img: the converted file does not read "
+                "back: %s\n", error_get_pretty(check.err));
+        goto out;
+    }
+    if (rename(tmp, out_path) < 0) {
+        what = out_path;
+        goto io_error;
+    }
+    printf("%s (%s) -> %s (%s): %u RAM block(s), %" PRIu64 " pages with "
+           "data, %u device section(s), %" PRIu64 " bytes\n", in_path,
+           in.sum.mapped_ram ? "mapped-ram" : "stream", out_path, to,
+           in.sum.ram_blocks->len, check.sum.pages, in.sum.devices->len,
+           out_tell(&o));
+    ret = 0;
+    goto out;
+
+io_error:
+    fprintf(stderr, "snapvm-img: %s: %s\n", what,
+            strerror(o.err ? o.err : errno));
+out:
+    if (o.fd >= 0) {
+        close(o.fd);
+        if (ret) {
+            unlink(tmp);
+        }
+    }
+    if (in_fd >= 0) {
+        close(in_fd);
+    }
+    for (unsigned i = 0; i < d.fds->len; i++) {
+        if (g_array_index(d.fds, int, i) >= 0) {
+            close(g_array_index(d.fds, int, i));
+        }
+    }
+    g_array_free(d.fds, true);
+    g_byte_array_free(o.buf, true);
+    inspection_clear(&in);
+    inspection_clear(&check);
+    return ret;
+}
+
 static void usage(void)
 {
     fprintf(stderr,
             "usage: snapvm-img info FILE\n"
             "       snapvm-img check FILE\n"
-            "       snapvm-img dump-ram FILE DIR\n");
+            "       snapvm-img dump-ram FILE DIR\n"
+            "       snapvm-img convert IN OUT [--to mapped-ram|stream]\n");
 }
 
 int main(int argc, char **argv)
@@ -349,6 +727,24 @@ int main(int argc, char **argv)
     }
     if (argc == 4 && !strcmp(argv[1], "dump-ram")) {
         return cmd_dump_ram(argv[2], argv[3]);
+    }
+    if ((argc == 4 || (argc == 6 && !strcmp(argv[4], "--to"))) &&
+        !strcmp(argv[1], "convert")) {
+        const char *to = argc == 6 ? argv[5] : NULL;
+
+        if (to && strcmp(to, "mapped-ram") && strcmp(to, "stream")) {
+            usage();
+            return 2;
+        }
+        if (!to) {
+            /* The other layout than the input's. */
+            Inspection in = { 0 };
+
+            inspect(argv[2], &in, NULL, NULL);
+            to = in.sum.mapped_ram ? "stream" : "mapped-ram";
+            inspection_clear(&in);
+        }
+        return cmd_convert(argv[2], argv[3], to);
     }
     usage();
     return 2;

@@ -57,6 +57,14 @@ typedef struct MigChannelOps {
     /* Later stream writes/reads continue at @offset. */
     bool (*seek)(MigChannel *ch, uint64_t offset, Error **errp);
     bool (*get_size)(MigChannel *ch, uint64_t *size, Error **errp);
+    /*
+     * The start of the first hole at or after @offset (SEEK_HOLE): the
+     * file size if there is none (always, on a filesystem that keeps no
+     * holes).  Never inside data that was written: a mapped-ram loader
+     * uses it to find pages its bitmap marks present that are not there.
+     */
+    bool (*next_hole)(MigChannel *ch, uint64_t offset, uint64_t *hole,
+                      Error **errp);
     /* Set the file's size (the end of the mapped-ram layout). */
     bool (*truncate)(MigChannel *ch, uint64_t size, Error **errp);
     /* Open the O_DIRECT descriptor; fails where the filesystem refuses. */

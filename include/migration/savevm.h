@@ -96,6 +96,8 @@ typedef struct StreamRAMBlockInfo {
     uint64_t used_length;
     uint64_t pages;             /* PAGE items for it (a page may repeat) */
     uint64_t zero_pages;        /* ZERO items for it */
+    /* mapped-ram: where the block's header, bitmap and pages are */
+    uint64_t header_offset, bitmap_offset, pages_offset;
 } StreamRAMBlockInfo;
 
 typedef struct StreamDeviceInfo {
