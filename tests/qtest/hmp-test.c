@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <glib/gstdio.h>
 
@@ -177,6 +178,11 @@ static void test_unix_socket_monitor(void)
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 
     g_assert_no_error(err);
+    /* Only the owner may connect, as to the QMP socket (qmp-test). */
+    struct stat st;
+    g_assert_cmpint(stat(path, &st), ==, 0);
+    g_assert_true(S_ISSOCK(st.st_mode));
+    g_assert_cmpint(st.st_mode & 0777, ==, 0600);
     strcpy(addr.sun_path, path);
     g_assert_cmpint(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), ==,
                     0);
