@@ -41,6 +41,8 @@ struct MachineState {
     guint internal_error_source;
     MachineShutdownHandler shutdown_fn;
     void *shutdown_opaque;
+    MachineShutdownHandler shutdown_prepare_fn;
+    void *shutdown_prepare_opaque;
 };
 
 /* runstate.c: forget main-loop requests that have not run yet. */

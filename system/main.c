@@ -5,6 +5,7 @@
 #include "qemu/osdep.h"
 #include "hw/boards.h"
 #include "hw/machine-config.h"
+#include "migration/migration.h"
 #include "migration/misc.h"
 #include "monitor/monitor.h"
 #include "sysemu/cmdline.h"
@@ -23,6 +24,17 @@ static void main_loop_shutdown(MachineState *ms, int status, void *opaque)
 
     mls->exit_status = status;
     g_main_loop_quit(mls->loop);
+}
+
+/*
+ * Before the vCPUs stop: a vCPU blocked on a page a rate-limited
+ * background snapshot has not saved yet would hold the exit up for as
+ * long as the saver takes; cancelled, the snapshot lets it go at once.
+ */
+static void main_loop_shutdown_prepare(MachineState *ms, int status,
+                                       void *opaque)
+{
+    migration_cancel(opaque);
 }
 
 static gboolean main_loop_signal(gpointer opaque)
@@ -87,6 +99,7 @@ int main(int argc, char **argv)
 
     mls.loop = g_main_loop_new(NULL, false);
     machine_set_shutdown_handler(ms, main_loop_shutdown, &mls);
+    machine_set_shutdown_prepare(ms, main_loop_shutdown_prepare, mig);
     g_unix_signal_add(SIGINT, main_loop_signal, ms);
     g_unix_signal_add(SIGTERM, main_loop_signal, ms);
     g_unix_signal_add(SIGHUP, main_loop_signal, ms);

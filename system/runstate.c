@@ -135,8 +135,8 @@ bool vm_cpu_get_regs(MachineState *ms, unsigned index, X86CPURegs *regs)
 static gboolean shutdown_in_main_loop(gpointer opaque)
 {
     MachineState *ms = opaque;
-    MachineShutdownHandler fn;
-    void *fn_opaque;
+    MachineShutdownHandler fn, prepare;
+    void *fn_opaque, *prepare_opaque;
     int status;
     ShutdownCause cause;
 
@@ -146,6 +146,8 @@ static gboolean shutdown_in_main_loop(gpointer opaque)
     cause = ms->shutdown_cause;
     fn = ms->shutdown_fn;
     fn_opaque = ms->shutdown_opaque;
+    prepare = ms->shutdown_prepare_fn;
+    prepare_opaque = ms->shutdown_prepare_opaque;
     g_mutex_unlock(&ms->request_lock);
 
     JsonObject *data = json_object_new();
@@ -155,6 +157,9 @@ static gboolean shutdown_in_main_loop(gpointer opaque)
                                   shutdown_cause_names[cause]);
     qapi_event_send("SHUTDOWN", data);
 
+    if (prepare) {
+        prepare(ms, status, prepare_opaque);
+    }
     /* Like QEMU at exit: the vCPUs stop, without a STOP event. */
     g_mutex_lock(&ms->run_lock);
     vm_stop_locked(ms, RUN_STATE_SHUTDOWN, false);
@@ -184,6 +189,15 @@ void qemu_system_shutdown_request(MachineState *ms, int status)
 {
     qemu_system_shutdown_request_cause(ms, status,
                                        SHUTDOWN_CAUSE_HOST_QMP_QUIT);
+}
+
+void machine_set_shutdown_prepare(MachineState *ms, MachineShutdownHandler fn,
+                                  void *opaque)
+{
+    g_mutex_lock(&ms->request_lock);
+    ms->shutdown_prepare_fn = fn;
+    ms->shutdown_prepare_opaque = opaque;
+    g_mutex_unlock(&ms->request_lock);
 }
 
 bool machine_shutdown_requested(MachineState *ms, int *status)

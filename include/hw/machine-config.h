@@ -72,6 +72,14 @@ typedef void (*MachineShutdownHandler)(MachineState *ms, int status,
                                        void *opaque);
 void machine_set_shutdown_handler(MachineState *ms, MachineShutdownHandler fn,
                                   void *opaque);
+/*
+ * Called in the main loop thread on the same request, before the vCPUs
+ * are stopped: what could keep a vCPU from stopping (a background
+ * snapshot whose saver it waits for on a protected page) is let go here,
+ * as QEMU cancels a migration before it stops the vCPUs at exit.
+ */
+void machine_set_shutdown_prepare(MachineState *ms, MachineShutdownHandler fn,
+                                  void *opaque);
 /* True once a shutdown was requested; *status gets the exit status. */
 bool machine_shutdown_requested(MachineState *ms, int *status);
 
