@@ -2,6 +2,7 @@
  * Searching bit arrays (see include/qemu/bitops.h).
  */
 #include "qemu/osdep.h"
+#include "qemu/atomic.h"
 #include "qemu/bitops.h"
 #include "qemu/bitmap.h"
 
@@ -9,6 +10,8 @@
  * First bit at or after @offset, among the first @size, that differs
  * from the background: @invert == 0 looks for a set bit, ~0UL for a clear
  * one (the words are flipped as they are read, so one loop serves both).
+ * Each word is read once, with a relaxed atomic load: another thread may
+ * be changing the bitmap with the _atomic bit operations (bitops.h).
  */
 static unsigned long find_next_differing(const unsigned long *addr,
                                          unsigned long size,
@@ -21,7 +24,8 @@ static unsigned long find_next_differing(const unsigned long *addr,
 
     unsigned long idx = BIT_WORD(offset);
     unsigned long last = BIT_WORD(size - 1);
-    unsigned long word = (addr[idx] ^ invert) & BITMAP_FIRST_WORD_MASK(offset);
+    unsigned long word = (qatomic_read(&addr[idx]) ^ invert) &
+                         BITMAP_FIRST_WORD_MASK(offset);
 
     for (;;) {
         if (idx == last) {
@@ -34,7 +38,7 @@ static unsigned long find_next_differing(const unsigned long *addr,
         if (idx == last) {
             return size;
         }
-        word = addr[++idx] ^ invert;
+        word = qatomic_read(&addr[++idx]) ^ invert;
     }
 }
 

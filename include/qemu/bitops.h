@@ -127,7 +127,9 @@ static inline bool test_and_clear_bit_atomic(long nr, unsigned long *addr)
 /*
  * The index of the first set (or clear) bit at or after @offset among the
  * first @size bits of @addr, or @size if there is none.  Bits past @size
- * in the last word are ignored, whatever they hold.
+ * in the last word are ignored, whatever they hold.  The two may run while
+ * other threads change the bitmap with the _atomic forms: the answer is
+ * then only a hint (a claim must still be made with an _atomic test).
  */
 unsigned long find_next_bit(const unsigned long *addr, unsigned long size,
                             unsigned long offset);
