@@ -77,6 +77,15 @@ struct WPTracker {
     WPUnpopulatedMethod unpopulated;
     int uffd;
     int stop_fd;
+    /*
+     * The "mprotect" backend (wp-mprotect.c) instead of userfaultfd: no
+     * uffd, no fault thread; the faulting vCPU's SIGSEGV handler runs
+     * wp_fault() itself and sleeps on @wake_seq (a futex) until the
+     * region is unprotected, or @released (everything is).
+     */
+    bool use_mprotect;
+    int wake_seq;
+    bool released;
     GThread *fault_thread;
 
     int inflight;               /* claims the fault handler has not queued */
@@ -174,17 +183,30 @@ bool wp_tracker_check_support(RAMBlock *const *blocks, unsigned nblocks,
 
 static gpointer wp_fault_thread(gpointer opaque);
 
-WPTracker *wp_tracker_new(RAMBlock *const *blocks, unsigned nblocks,
-                          uint64_t buffer_bytes, Error **errp)
+/* Protect or unprotect [host, host + len) with the tracker's backend. */
+static bool wp_protect(WPTracker *t, uint8_t *host, uint64_t len,
+                       bool protect, Error **errp)
+{
+    if (t->use_mprotect) {
+        return wp_mprotect_range(host, len, protect, errp);
+    }
+    return uffd_writeprotect(t->uffd, host, len, protect, false, errp);
+}
+
+static WPTracker *wp_tracker_new_backend(RAMBlock *const *blocks,
+                                         unsigned nblocks,
+                                         uint64_t buffer_bytes,
+                                         bool use_mprotect, Error **errp)
 {
     g_autoptr(Error) err = NULL;
-    uint64_t features = uffd_query_features(&err);
+    uint64_t features = use_mprotect ? 0 : uffd_query_features(&err);
     if (err) {
         error_propagate(errp, g_steal_pointer(&err));
         return NULL;
     }
 
     WPTracker *t = g_new0(WPTracker, 1);
+    t->use_mprotect = use_mprotect;
     t->uffd = -1;
     t->stop_fd = -1;
     g_mutex_init(&t->error_lock);
@@ -222,6 +244,9 @@ WPTracker *wp_tracker_new(RAMBlock *const *blocks, unsigned nblocks,
             t->blocks[i].populated_at_pause =
                 bitmap_new(ramblock_pages(blocks[i]));
         }
+    } else if (use_mprotect) {
+        /* mprotect covers empty page tables too, as the markers do. */
+        t->unpopulated = WP_UNPOPULATED_MARKERS;
     } else if (features & UFFD_FEATURE_WP_UNPOPULATED) {
         t->unpopulated = WP_UNPOPULATED_MARKERS;
         t->features |= UFFD_FEATURE_WP_UNPOPULATED;
@@ -242,6 +267,12 @@ WPTracker *wp_tracker_new(RAMBlock *const *blocks, unsigned nblocks,
                 goto fail;
             }
         }
+    }
+    if (use_mprotect) {
+        if (!wp_mprotect_attach(t, blocks, nblocks, errp)) {
+            goto fail;
+        }
+        return t;
     }
     /*
      * Registering protects nothing yet, and neither does a fault thread
@@ -282,6 +313,18 @@ fail:
     return NULL;
 }
 
+WPTracker *wp_tracker_new(RAMBlock *const *blocks, unsigned nblocks,
+                          uint64_t buffer_bytes, Error **errp)
+{
+    return wp_tracker_new_backend(blocks, nblocks, buffer_bytes, false, errp);
+}
+
+WPTracker *wp_tracker_new_mprotect(RAMBlock *const *blocks, unsigned nblocks,
+                                   uint64_t buffer_bytes, Error **errp)
+{
+    return wp_tracker_new_backend(blocks, nblocks, buffer_bytes, true, errp);
+}
+
 bool wp_tracker_start(WPTracker *t, Error **errp)
 {
     for (unsigned i = 0; i < t->nblocks; i++) {
@@ -293,8 +336,7 @@ bool wp_tracker_start(WPTracker *t, Error **errp)
                                 b->populated_at_pause, errp)) {
             return false;
         }
-        if (!uffd_writeprotect(t->uffd, b->rb->host, b->rb->used_length,
-                               true, false, errp)) {
+        if (!wp_protect(t, b->rb->host, b->rb->used_length, true, errp)) {
             error_prepend(errp, "RAMBlock '%s': ", b->rb->idstr);
             return false;
         }
@@ -325,8 +367,7 @@ static bool wp_unprotect_regions(WPTracker *t, WPBlock *b, uint64_t r0,
     uint64_t start = r0 * WP_REGION_SIZE;
     uint64_t len = MIN(nreg * WP_REGION_SIZE, b->rb->used_length - start);
 
-    if (!uffd_writeprotect(t->uffd, b->rb->host + start, len, false, false,
-                           errp)) {
+    if (!wp_protect(t, b->rb->host + start, len, false, errp)) {
         return false;
     }
     qatomic_inc(&t->unprotect_calls);
@@ -339,6 +380,9 @@ static bool wp_unprotect_regions(WPTracker *t, WPBlock *b, uint64_t r0,
             qatomic_inc(&t->waited_faults);
             qatomic_add(&t->wait_time_ns, now - since);
         }
+    }
+    if (t->use_mprotect) {
+        wp_mprotect_wake(&t->wake_seq);
     }
     return true;
 }
@@ -385,6 +429,38 @@ static void wp_copy_region(WPTracker *t, WPBlock *b, PageQueueEntry *e,
     }
     page_queue_release(t->queue, unused, nunused);
     qatomic_add(&t->copied_pages, copied);
+}
+
+static void wp_fault(WPTracker *t, uint64_t addr);
+
+/*
+ * The mprotect backend's fault path, in the faulting thread's SIGSEGV
+ * handler: the same claim as the fault thread's, then, unlike userfaultfd
+ * where the kernel holds the vCPU, wait here until the region is
+ * writable.  False if @addr is not in @t's guest RAM.
+ */
+bool wp_tracker_write_fault(WPTracker *t, uintptr_t addr)
+{
+    for (unsigned i = 0; i < t->nblocks; i++) {
+        WPBlock *b = &t->blocks[i];
+        if (addr < (uintptr_t)b->rb->host ||
+            addr - (uintptr_t)b->rb->host >= b->rb->used_length) {
+            continue;
+        }
+        uint64_t r = (addr - (uintptr_t)b->rb->host) / WP_REGION_SIZE;
+        if (!test_bit_atomic(r, b->unprotected)) {
+            wp_fault(t, addr);
+        }
+        for (;;) {
+            int seq = __atomic_load_n(&t->wake_seq, __ATOMIC_SEQ_CST);
+            if (test_bit_atomic(r, b->unprotected) ||
+                __atomic_load_n(&t->released, __ATOMIC_SEQ_CST)) {
+                return true;
+            }
+            wp_mprotect_sleep(&t->wake_seq, seq);
+        }
+    }
+    return false;
 }
 
 static void wp_fault(WPTracker *t, uint64_t addr)
@@ -668,13 +744,19 @@ void wp_tracker_free(WPTracker *t)
      */
     for (unsigned i = 0; i < t->nblocks; i++) {
         WPBlock *b = &t->blocks[i];
-        if (b->registered) {
+        if (b->registered || t->use_mprotect) {
             Error *err = NULL;
-            if (!uffd_writeprotect(t->uffd, b->rb->host, b->rb->used_length,
-                                   false, false, &err)) {
+            if (!wp_protect(t, b->rb->host, b->rb->used_length, false,
+                            &err)) {
                 error_report_err(err);
             }
         }
+    }
+    if (t->use_mprotect) {
+        /* Wake the waiting vCPUs, then wait out handlers still using @t. */
+        __atomic_store_n(&t->released, true, __ATOMIC_SEQ_CST);
+        wp_mprotect_wake(&t->wake_seq);
+        wp_mprotect_detach(t);
     }
     if (t->fault_thread) {
         uint64_t one = 1;

@@ -115,4 +115,28 @@ void wp_tracker_get_stats(WPTracker *t, WPTrackerStats *stats);
  */
 void wp_tracker_free(WPTracker *t);
 
+/* ---- the "mprotect" backend (x-background-snapshot-method) ---- */
+
+/*
+ * The same tracker with mprotect(PROT_READ) instead of userfaultfd and a
+ * SIGSEGV handler in the faulting thread instead of the fault thread
+ * (migration/wp-mprotect.c), for kernels without userfaultfd
+ * write-protect.  Use as above.
+ */
+WPTracker *wp_tracker_new_mprotect(RAMBlock *const *blocks, unsigned nblocks,
+                                   uint64_t buffer_bytes, Error **errp);
+/* Would protecting every region separately fit vm.max_map_count? */
+bool wp_tracker_check_mprotect(RAMBlock *const *blocks, unsigned nblocks,
+                               Error **errp);
+
+/* Between wp-tracker.c and wp-mprotect.c only. */
+bool wp_tracker_write_fault(WPTracker *t, uintptr_t addr);
+bool wp_mprotect_attach(WPTracker *t, RAMBlock *const *blocks,
+                        unsigned nblocks, Error **errp);
+void wp_mprotect_detach(WPTracker *t);
+bool wp_mprotect_range(uint8_t *host, uint64_t len, bool protect,
+                       Error **errp);
+void wp_mprotect_sleep(int *seq, int seen);
+void wp_mprotect_wake(int *seq);
+
 #endif
