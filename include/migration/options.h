@@ -27,6 +27,17 @@ typedef enum DirtyTrackingMethod {
     DIRTY_TRACKING__MAX
 } DirtyTrackingMethod;
 
+/*
+ * How a background snapshot keeps the pages of its instant
+ * (x-background-snapshot-method; see docs/devel/background-snapshot.md).
+ */
+typedef enum BackgroundSnapshotMethod {
+    BG_SNAPSHOT_METHOD_USERFAULTFD, /* "userfaultfd": write-protect faults */
+    BG_SNAPSHOT_METHOD_FORK,        /* "fork": a child's copy-on-write view */
+    BG_SNAPSHOT_METHOD_MPROTECT,    /* "mprotect": PROT_READ and SIGSEGV */
+    BG_SNAPSHOT_METHOD__MAX
+} BackgroundSnapshotMethod;
+
 /* QEMU's defaults. */
 #define MIGRATION_DEFAULT_MAX_BANDWIDTH   (128 * MiB)   /* bytes/s */
 #define MIGRATION_DEFAULT_DOWNTIME_LIMIT  300           /* ms */
