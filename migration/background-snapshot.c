@@ -52,11 +52,27 @@ BackgroundSnapshot *background_snapshot_new(MachineState *ms,
                                             uint64_t buffer_bytes,
                                             Error **errp)
 {
+    return background_snapshot_new_method(ms, BG_SNAPSHOT_METHOD_USERFAULTFD,
+                                          buffer_bytes, errp);
+}
+
+BackgroundSnapshot *background_snapshot_new_method(
+    MachineState *ms, BackgroundSnapshotMethod method, uint64_t buffer_bytes,
+    Error **errp)
+{
     g_autofree RAMBlock **blocks =
         g_new(RAMBlock *, machine_ram_block_count(ms));
     unsigned n = machine_blocks(ms, blocks);
 
-    WPTracker *t = wp_tracker_new(blocks, n, buffer_bytes, errp);
+    g_assert(method == BG_SNAPSHOT_METHOD_USERFAULTFD ||
+             method == BG_SNAPSHOT_METHOD_MPROTECT);
+    if (method == BG_SNAPSHOT_METHOD_MPROTECT &&
+        !wp_tracker_check_mprotect(blocks, n, errp)) {
+        return NULL;
+    }
+    WPTracker *t = method == BG_SNAPSHOT_METHOD_MPROTECT ?
+        wp_tracker_new_mprotect(blocks, n, buffer_bytes, errp) :
+        wp_tracker_new(blocks, n, buffer_bytes, errp);
     if (!t) {
         return NULL;
     }

@@ -135,7 +135,8 @@ static void hmp_migrate_set_parameter(Monitor *mon, int argc, char **argv,
         }
         json_object_set_int_member(args, argv[1], v);
     } else if (!strcmp(argv[1], "x-dirty-tracking") ||
-               !strcmp(argv[1], "x-mapped-ram-restore")) {
+               !strcmp(argv[1], "x-mapped-ram-restore") ||
+               !strcmp(argv[1], "x-background-snapshot-method")) {
         json_object_set_string_member(args, argv[1], argv[2]);
     } else if (!strcmp(argv[1], "direct-io")) {
         if (strcmp(argv[2], "on") && strcmp(argv[2], "off")) {
@@ -256,6 +257,9 @@ static void hmp_info_migrate_parameters(Monitor *mon, int argc, char **argv,
                    " bytes\n", p->background_snapshot_buffer_size);
     monitor_printf(mon, "x-dirty-tracking: %s\n",
                    dirty_tracking_method_name(p->x_dirty_tracking));
+    monitor_printf(mon, "x-background-snapshot-method: %s\n",
+                   background_snapshot_method_name(
+                       p->x_background_snapshot_method));
     monitor_printf(mon, "multifd-channels: %" PRIu64 "\n",
                    p->multifd_channels);
     monitor_printf(mon, "direct-io: %s\n", p->direct_io ? "on" : "off");

@@ -163,7 +163,8 @@ bool migration_set_capability(MigrationState *s, const char *name, bool on,
     bool caps[MIGRATION_CAPABILITY__MAX];
     memcpy(caps, s->options.caps, sizeof(caps));
     caps[cap] = on;
-    if (!migration_caps_check(s->machine, caps, errp)) {
+    if (!migration_caps_check_method(s->machine, caps, &s->options.params,
+                                     errp)) {
         return false;
     }
     memcpy(s->options.caps, caps, sizeof(caps));
@@ -205,7 +206,8 @@ static JsonNode *qmp_migrate_set_capabilities(JsonObject *args, void *opaque,
         }
         caps[cap] = json_node_get_boolean(state);
     }
-    if (!migration_caps_check(s->machine, caps, errp)) {
+    if (!migration_caps_check_method(s->machine, caps, &s->options.params,
+                                     errp)) {
         return NULL;
     }
     memcpy(s->options.caps, caps, sizeof(caps));
@@ -286,6 +288,21 @@ bool migration_set_parameters_json(MigrationState *s, JsonObject *args,
         }
         params.x_dirty_tracking = m;
     }
+    const char *bg_method = arg_str(args, "x-background-snapshot-method");
+    if (bg_method) {
+        int m = background_snapshot_method_from_name(bg_method);
+        if (m < 0) {
+            error_setg(errp, "Parameter 'x-background-snapshot-method' does "
+                       "not accept value '%s'", bg_method);
+            return false;
+        }
+        params.x_background_snapshot_method = m;
+        /* With the capability on, the new method must work here too. */
+        if (!migration_caps_check_method(s->machine, s->options.caps,
+                                         &params, errp)) {
+            return false;
+        }
+    }
     if (!migration_params_check(&params, errp)) {
         return false;
     }
@@ -312,6 +329,9 @@ JsonObject *migration_parameters_to_json(MigrationState *s)
     json_object_set_string_member(obj, "x-dirty-tracking",
                                   dirty_tracking_method_name(
                                       p->x_dirty_tracking));
+    json_object_set_string_member(obj, "x-background-snapshot-method",
+                                  background_snapshot_method_name(
+                                      p->x_background_snapshot_method));
     json_object_set_int_member(obj, "multifd-channels", p->multifd_channels);
     json_object_set_boolean_member(obj, "direct-io", p->direct_io);
     json_object_set_string_member(obj, "x-mapped-ram-restore",
@@ -370,6 +390,7 @@ void migration_register_qmp_commands(MigrationState *s)
         { "downtime-limit", QMP_ARG_INT, true },
         { "background-snapshot-buffer-size", QMP_ARG_INT, true },
         { "x-dirty-tracking", QMP_ARG_STR, true },
+        { "x-background-snapshot-method", QMP_ARG_STR, true },
         { "multifd-channels", QMP_ARG_INT, true },
         { "direct-io", QMP_ARG_BOOL, true },
         { "x-mapped-ram-restore", QMP_ARG_STR, true },

@@ -6,6 +6,7 @@
  */
 #include "qemu/osdep.h"
 #include "migration/migration.h"
+#include "migration/bg-methods.h"
 #include "migration/dirty-tracking.h"
 #include "migration/mapped-ram.h"
 #include "migration/qemu-file.h"
@@ -360,10 +361,16 @@ static bool precopy_iterate(MigrationState *s, QEMUFile *f, RAMSaveState *rs,
 static bool migration_run_background(MigrationState *s, QEMUFile *f,
                                      RAMSaveState *rs, Error **errp)
 {
-    BackgroundSnapshot *bs = background_snapshot_new(
-        s->machine, s->options.params.background_snapshot_buffer_size, errp);
-    if (!bs) {
-        return false;
+    BackgroundSnapshotMethod method =
+        s->options.params.x_background_snapshot_method;
+    BackgroundSnapshot *bs = NULL;
+    if (method != BG_SNAPSHOT_METHOD_FORK) {    /* fork: bg-fork.c */
+        bs = background_snapshot_new_method(
+            s->machine, method,
+            s->options.params.background_snapshot_buffer_size, errp);
+        if (!bs) {
+            return false;
+        }
     }
     g_mutex_lock(&s->lock);
     s->bg = bs;
@@ -378,12 +385,15 @@ static bool migration_run_background(MigrationState *s, QEMUFile *f,
                                         MIGRATION_STATUS_ACTIVE)) {
         error_setg(errp, "Migration cancelled");
     } else {
-        ok = background_snapshot_save(bs, f, rs, &pause_ns, errp);
+        ok = bs ? background_snapshot_save(bs, f, rs, &pause_ns, errp)
+                : bg_fork_save(s, f, rs, &pause_ns, errp);
     }
 
     g_mutex_lock(&s->lock);
     s->bg = NULL;
-    background_snapshot_get_stats(bs, &s->stats.wp);
+    if (bs) {
+        background_snapshot_get_stats(bs, &s->stats.wp);
+    }
     s->stats.pause_us = pause_ns / 1000;
     s->stats.downtime = DIV_ROUND_UP(pause_ns, 1000000);
     g_mutex_unlock(&s->lock);

@@ -3,6 +3,7 @@
  */
 #include "qemu/osdep.h"
 #include "migration/background-snapshot.h"
+#include "migration/bg-methods.h"
 #include "migration/options.h"
 
 static const char *const capability_names[MIGRATION_CAPABILITY__MAX] = {
@@ -14,6 +15,12 @@ static const char *const capability_names[MIGRATION_CAPABILITY__MAX] = {
 static const char *const dirty_tracking_names[DIRTY_TRACKING__MAX] = {
     [DIRTY_TRACKING_PAGEMAP_SCAN] = "pagemap-scan",
     [DIRTY_TRACKING_SOFT_DIRTY] = "soft-dirty",
+};
+
+static const char *const bg_method_names[BG_SNAPSHOT_METHOD__MAX] = {
+    [BG_SNAPSHOT_METHOD_USERFAULTFD] = "userfaultfd",
+    [BG_SNAPSHOT_METHOD_FORK] = "fork",
+    [BG_SNAPSHOT_METHOD_MPROTECT] = "mprotect",
 };
 
 void migration_options_init(MigrationOptions *opts)
@@ -60,6 +67,22 @@ int dirty_tracking_method_from_name(const char *name)
     return -1;
 }
 
+const char *background_snapshot_method_name(BackgroundSnapshotMethod m)
+{
+    g_assert(m < BG_SNAPSHOT_METHOD__MAX);
+    return bg_method_names[m];
+}
+
+int background_snapshot_method_from_name(const char *name)
+{
+    for (int i = 0; i < BG_SNAPSHOT_METHOD__MAX; i++) {
+        if (!strcmp(bg_method_names[i], name)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
 /*
  * background-snapshot works with every other capability snapvm has today
  * ("events"); what it needs is the host's: userfaultfd write-protect for
@@ -85,6 +108,35 @@ bool migration_caps_check(MachineState *ms, const bool *caps, Error **errp)
         return false;
     }
     return true;
+}
+
+bool migration_caps_check_method(MachineState *ms, const bool *caps,
+                                 const MigrationParameters *params,
+                                 Error **errp)
+{
+    if (params->x_background_snapshot_method == BG_SNAPSHOT_METHOD_USERFAULTFD
+        || !caps[MIGRATION_CAPABILITY_BACKGROUND_SNAPSHOT]) {
+        return migration_caps_check(ms, caps, errp);
+    }
+    /*
+     * The fork child has one thread: mapped-ram's writer threads would not
+     * exist there, and it would wait for them for ever.
+     */
+    if (params->x_background_snapshot_method == BG_SNAPSHOT_METHOD_FORK &&
+        caps[MIGRATION_CAPABILITY_MAPPED_RAM]) {
+        error_setg(errp, "x-background-snapshot-method 'fork' cannot be "
+                   "used with capability 'mapped-ram' (its writer threads "
+                   "do not survive fork()): use another method or turn "
+                   "mapped-ram off");
+        return false;
+    }
+    /* The others as usual; the method's own needs instead of userfaultfd. */
+    bool others[MIGRATION_CAPABILITY__MAX];
+    memcpy(others, caps, sizeof(others));
+    others[MIGRATION_CAPABILITY_BACKGROUND_SNAPSHOT] = false;
+    return migration_caps_check(ms, others, errp) &&
+           background_snapshot_method_check(
+               ms, params->x_background_snapshot_method, errp);
 }
 
 bool migration_params_check(const MigrationParameters *params, Error **errp)
@@ -114,6 +166,11 @@ bool migration_params_check(const MigrationParameters *params, Error **errp)
     if (params->x_dirty_tracking >= DIRTY_TRACKING__MAX) {
         error_setg(errp, "Parameter 'x-dirty-tracking' expects "
                    "'pagemap-scan' or 'soft-dirty'");
+        return false;
+    }
+    if (params->x_background_snapshot_method >= BG_SNAPSHOT_METHOD__MAX) {
+        error_setg(errp, "Parameter 'x-background-snapshot-method' expects "
+                   "'userfaultfd', 'fork' or 'mprotect'");
         return false;
     }
     return true;

@@ -8,6 +8,7 @@
 
 #include "qemu/osdep.h"
 #include "qapi/error.h"
+#include "migration/options.h"
 #include "migration/wp-tracker.h"
 
 typedef struct QEMUFile QEMUFile;
@@ -44,6 +45,14 @@ BackgroundSnapshot *background_snapshot_new(MachineState *ms,
 bool background_snapshot_save(BackgroundSnapshot *bs, QEMUFile *f,
                               RAMSaveState *rs, int64_t *pause_ns,
                               Error **errp);
+
+/*
+ * The same with the write tracker's userfaultfd or mprotect backend
+ * (x-background-snapshot-method; "fork" is migration/bg-fork.c's).
+ */
+BackgroundSnapshot *background_snapshot_new_method(
+    MachineState *ms, BackgroundSnapshotMethod method, uint64_t buffer_bytes,
+    Error **errp);
 
 /* Thread safe: make a running save fail soon with "cancelled". */
 void background_snapshot_cancel(BackgroundSnapshot *bs);

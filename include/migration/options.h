@@ -53,6 +53,7 @@ typedef struct MigrationParameters {
     uint64_t multifd_channels;
     bool direct_io;                 /* mapped-ram pages written O_DIRECT */
     MappedRamRestoreMode x_mapped_ram_restore;
+    BackgroundSnapshotMethod x_background_snapshot_method;
 } MigrationParameters;
 
 typedef struct MigrationOptions {
@@ -69,12 +70,23 @@ int migration_capability_from_name(const char *name);
 const char *dirty_tracking_method_name(DirtyTrackingMethod method);
 int dirty_tracking_method_from_name(const char *name);
 
+const char *background_snapshot_method_name(BackgroundSnapshotMethod m);
+int background_snapshot_method_from_name(const char *name);
+
 /*
  * Whether @caps (the whole set, as it would be after a change) can be
  * used together on this host.  Refuses with a message naming the
  * capability and the reason.
  */
 bool migration_caps_check(MachineState *ms, const bool *caps, Error **errp);
+/*
+ * The same, for the background-snapshot method of @params: each method
+ * has its own host requirements (userfaultfd write-protect, private
+ * mappings for fork, enough VMAs for mprotect).
+ */
+bool migration_caps_check_method(MachineState *ms, const bool *caps,
+                                 const MigrationParameters *params,
+                                 Error **errp);
 
 /* Range checks, with QEMU's messages; @params is the whole new set. */
 bool migration_params_check(const MigrationParameters *params, Error **errp);
