@@ -7,7 +7,6 @@
 #include "qemu/osdep.h"
 #include "qemu/fault-inject.h"
 #include "channel-fd.h"
-#include <sys/mman.h>
 #include <sys/stat.h>
 
 typedef struct FileChannel {
@@ -245,20 +244,16 @@ static bool file_enable_direct_io(MigChannel *ch, Error **errp)
     return true;
 }
 
-static bool file_map_private(MigChannel *ch, void *addr, size_t len,
-                             uint64_t offset, Error **errp)
+static int file_dup_fd(MigChannel *ch, Error **errp)
 {
     FileChannel *f = container_of(ch, FileChannel, fdc.parent);
-    void *p = mmap(addr, len, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, f->fdc.fd,
-                   offset);
+    int fd = fcntl(f->fdc.fd, F_DUPFD_CLOEXEC, 0);
 
-    if (p == MAP_FAILED) {
-        error_setg_errno(errp, errno, "%s: cannot map %zu bytes at offset %"
-                         PRIu64, ch->description, len, offset);
-        return false;
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "%s: cannot duplicate its descriptor",
+                         ch->description);
     }
-    return true;
+    return fd;
 }
 
 static const MigChannelOps file_ops = {
@@ -275,7 +270,7 @@ static const MigChannelOps file_ops = {
     .next_hole = file_next_hole,
     .truncate = file_truncate,
     .enable_direct_io = file_enable_direct_io,
-    .map_private = file_map_private,
+    .dup_fd = file_dup_fd,
 };
 
 MigChannel *mig_channel_file_outgoing(const char *path, Error **errp)

@@ -98,9 +98,9 @@ bool migration_caps_check(MachineState *ms, const bool *caps, Error **errp)
      * target, is known at "migrate" (mapped_ram_check_uri()).
      */
     /*
-     * Write-protect needs anonymous RAM: the RAM of a lazily restored
-     * guest is a private mapping of its snapshot file until this copies
-     * it back (the guest pauses while it copies).
+     * Write-protect cannot register RAM that a lazy restore is still
+     * filling (it is registered with another userfaultfd): wait until
+     * it is whole.
      */
     if (caps[MIGRATION_CAPABILITY_BACKGROUND_SNAPSHOT] &&
         (!mapped_ram_materialize(ms, errp) ||

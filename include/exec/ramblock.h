@@ -34,9 +34,9 @@ typedef struct RAMBlock {
     unsigned long *bmap;
 
     /*
-     * Set while parts of the block are a private mapping of a mapped-ram
-     * snapshot file (lazy restore, migration/mapped-ram-load.c), until
-     * mapped_ram_materialize() copies them back into anonymous memory.
+     * Set while a lazy restore of a mapped-ram file is filling the block
+     * on first touch (migration/mapped-ram-load.c), until
+     * mapped_ram_materialize() has waited for it to be whole.
      */
     void *mapped_ram_lazy;
 } RAMBlock;

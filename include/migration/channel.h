@@ -70,12 +70,11 @@ typedef struct MigChannelOps {
     /* Open the O_DIRECT descriptor; fails where the filesystem refuses. */
     bool (*enable_direct_io)(MigChannel *ch, Error **errp);
     /*
-     * Map [@offset, +@len) of the file copy-on-write at @addr, replacing
-     * whatever is mapped there (MAP_PRIVATE | MAP_FIXED).  The mapping
-     * outlives the channel.
+     * A new read-only descriptor of the file, which outlives the channel:
+     * a lazy restore reads pages through it after the load has ended.
+     * Returns -1 with @errp set on failure.
      */
-    bool (*map_private)(MigChannel *ch, void *addr, size_t len,
-                        uint64_t offset, Error **errp);
+    int (*dup_fd)(MigChannel *ch, Error **errp);
 } MigChannelOps;
 
 struct MigChannel {

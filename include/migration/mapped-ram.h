@@ -139,11 +139,13 @@ bool mapped_ram_load_block(QEMUFile *f, RAMBlock *rb,
                            Error **errp);
 
 /*
- * A lazily restored block is a private mapping of the snapshot file
- * until this copies it back into anonymous memory (which write-protect
- * and the populated-page reader of the next snapshot need).  Called at
- * the start of an outgoing migration; pauses the vCPUs of a running
- * guest while it copies.  Cheap when no block is lazily mapped.
+ * A lazily restored block is registered with a userfaultfd (missing
+ * mode) until its filler thread has brought every page in; write-protect
+ * (another userfaultfd) and the populated-page reader of the next
+ * snapshot need it whole.  This waits for the fillers to finish (the
+ * guest keeps running: the fillers race nothing) and frees them.  Called
+ * at the start of an outgoing migration and before background-snapshot
+ * is checked; returns at once when no block is being filled.
  */
 bool mapped_ram_materialize(MachineState *ms, Error **errp);
 
