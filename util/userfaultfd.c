@@ -3,9 +3,18 @@
  */
 #include "qemu/osdep.h"
 #include "qemu/fault-inject.h"
+#include "qemu/tsan.h"
 #include "qemu/userfaultfd.h"
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+
+/*
+ * For ThreadSanitizer: the kernel orders a write-protect before the fault
+ * events it causes, and TSan does not see it; one token per descriptor
+ * number stands for that order (see qemu/tsan.h).
+ */
+static char uffd_tsan_tokens[256];
+#define uffd_tsan_token(uffd) (&uffd_tsan_tokens[(unsigned)(uffd) % 256])
 
 static uint64_t uffd_hidden_features(void)
 {
@@ -129,6 +138,10 @@ bool uffd_writeprotect(int uffd, void *addr, uint64_t len, bool wp,
     };
     /* EAGAIN: the mm changed under us (a concurrent fault); just retry. */
     int ret;
+    if (wp) {
+        /* A fault event on this range comes after what we did so far. */
+        tsan_release(uffd_tsan_token(uffd));
+    }
     do {
         ret = fault_inject(FAULT_UFFD_IOCTL) ? -1 :
               ioctl(uffd, UFFDIO_WRITEPROTECT, &arg);
@@ -156,5 +169,8 @@ int uffd_read_events(int uffd, struct uffd_msg *msgs, int max, Error **errp)
         return -1;
     }
     g_assert(n % sizeof(*msgs) == 0);
+    if (n) {
+        tsan_acquire(uffd_tsan_token(uffd));
+    }
     return n / sizeof(*msgs);
 }
