@@ -10,9 +10,10 @@
  * "failed" naming the step, no thread or descriptor leaked, and the next
  * snapshot in the same process completes and is exact.
  *
- * The suite caps N at SNAPVM_FAULT_COUNTDOWN_MAX (default 3, 2 in sanitizer
- * builds, so the file stays within its time budget); SNAPVM_FAULT_COUNTDOWN_MAX=0 walks every
- * N until the snapshot succeeds (the long run, docs/devel/testing.md).
+ * The suite caps N at SNAPVM_FAULT_COUNTDOWN_MAX (default 3; 2 with ASan,
+ * 1 with TSan, so the file stays within its time budget);
+ * SNAPVM_FAULT_COUNTDOWN_MAX=0 walks every N until the snapshot succeeds
+ * (the long run, docs/devel/testing.md).
  *
  * Targets that fail without injection: a full tmpfs (ENOSPC), an exec:
  * command killed mid-stream, a unix peer that closes after 4 KiB, and a
@@ -30,8 +31,13 @@
 #include <glib/gstdio.h>
 
 #define RAM_MB 32
-/* Sanitized builds run 2-3 times slower: walk less of each countdown. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+/*
+ * Sanitized builds run 2-3 times slower (ThreadSanitizer 5-10 times):
+ * walk less of each countdown.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define DEFAULT_COUNTDOWN_MAX 1
+#elif defined(__SANITIZE_ADDRESS__)
 #define DEFAULT_COUNTDOWN_MAX 2
 #else
 #define DEFAULT_COUNTDOWN_MAX 3
@@ -374,7 +380,8 @@ static void test_unix_peer_stalls_cancel(void)
     snap_migrate(f.src, uri);
 
     /* Wait for the stall: the socket buffers are full, nothing moves. */
-    gint64 last = -1, deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+    gint64 last = -1, deadline = g_get_monotonic_time() +
+                                 SNAP_PROGRESS_TIMEOUT_MS * 1000;
     for (;;) {
         g_autoptr(JsonObject) mid = snap_query_migrate(f.src);
         g_assert_false(snap_over(mid));
@@ -389,11 +396,10 @@ static void test_unix_peer_stalls_cancel(void)
         last = sent;
         g_usleep(200 * 1000);
     }
-    gint64 t0 = g_get_monotonic_time();
     json_node_unref(qtest_qmp_assert_success(f.src,
                                              "{\"execute\": \"migrate_cancel\"}"));
-    g_autoptr(JsonObject) info = snap_wait_end(f.src, 5000);
-    g_assert_cmpint(g_get_monotonic_time() - t0, <, 2 * G_USEC_PER_SEC);
+    /* The peer never reads again: only a working cancel ends this. */
+    g_autoptr(JsonObject) info = snap_wait_end(f.src, SNAP_END_TIMEOUT_MS);
     peer_free(p);
     fixture_check_recovered(&f, info, "cancelled", NULL);
 }

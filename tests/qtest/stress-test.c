@@ -166,7 +166,16 @@ static void test_random_writer_storm(void)
                    " KiB; %" PRId64 " faults, %" PRId64 " waited",
                    rss_before, hwm, snap_bg_stat(info, "faults"),
                    snap_bg_stat(info, "waited-faults"));
+#ifndef __SANITIZE_THREAD__
     g_assert_cmpint(hwm - rss_before, <=, (buffer + 32 * SNAP_MiB) / 1024);
+#else
+    /*
+     * ThreadSanitizer keeps shadow memory for every byte the snapshot
+     * reads (several times the guest RAM), so RSS says nothing about
+     * snapvm's own memory here; the normal and ASan builds check the
+     * bound, and buffer-peak above is checked in every build.
+     */
+#endif
     snap_assert_guest_runs(src);
     snap_assert_nothing_protected(src);
     qtest_quit(src);
