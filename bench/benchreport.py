@@ -11,7 +11,6 @@ different speeds.
 import csv
 import os
 import statistics
-import subprocess
 
 MiB = 1 << 20
 
@@ -65,6 +64,8 @@ def derive(rows):
         r["huge_before_mib"] = (r.get("huge_before") or 0) / MiB
         r["huge_after_mib"] = (r.get("huge_after") or 0) / MiB
         r["extra_mib"] = r["extra_mem"] / MiB
+        r["peak_rss_mib"] = r["peak_rss"] / MiB \
+            if r.get("peak_rss") is not None else None
         r["file_rel"] = _ratio(r.get("file_bytes"), ram)
         info = r.get("bg_info") or {}
         r["copied_mib"] = info.get("copied-pages", 0) * 4096 / MiB \
@@ -247,7 +248,8 @@ CSV_KEYS = ["size_mib", "workload", "target", "name", "run", "status",
             "reported_total_ms", "total_rel", "mibs", "speed_before",
             "speed_during", "speed_after", "during_rel", "after_rel",
             "first_pass_ms", "first_pass_rel", "huge_before_mib",
-            "huge_after_mib", "rss_before", "extra_mib", "file_bytes",
+            "huge_after_mib", "rss_before", "peak_rss_mib", "extra_mib",
+            "file_bytes",
             "file_rel", "restore_ms", "exact", "exact_msg", "converged",
             "copied_mib", "waited", "wait_ms", "error"]
 
@@ -278,58 +280,72 @@ def timeline(row, window=0.25):
     return out
 
 
-def gnuplot(script):
-    p = subprocess.run(["gnuplot"], input=script, text=True,
-                       capture_output=True)
-    if p.returncode != 0:
-        print("gnuplot: " + p.stderr.strip()[-300:])
-    return p.returncode == 0
+def have_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")           # no display: PNG files only
+    import matplotlib.pyplot as plt
+    return plt
 
 
 def plot_timelines(outdir, groups):
+    """One chart per (size, workload, target): every method's guest speed
+    (relative to its own speed before) against time from the command,
+    run 1 of each; a dotted line of the same colour where it ended."""
+    plt = _pyplot()
     made = []
-    datadir = os.path.join(outdir, "plot-data")
-    os.makedirs(datadir, exist_ok=True)
     for size, workload, target in sorted({k[:3] for k in groups}):
         names = [n for n in ORDER if (size, workload, target, n) in groups
                  and groups[(size, workload, target, n)][0].get("samples")]
         if len(names) < 2 or workload == "idle":
             continue
-        tag = "%s-%dM-%s" % (workload, size, target)
-        plots = []
+        fig, ax = plt.subplots(figsize=(11, 6))
         xmax = 0
-        for n in names:
+        for i, n in enumerate(names):
             row = groups[(size, workload, target, n)][0]
-            data = os.path.join(datadir, "timeline-%s-%s.dat" % (tag, n))
-            with open(data, "w") as f:
-                for t, v in timeline(row):
-                    f.write("%.3f %.4f\n" % (t, v))
-            xmax = max(xmax, row.get("end_s") or 0)
-            plots.append("'%s' using 1:2 with lines lw 2 title '%s'"
-                         % (data, LABELS[n]))
-        png = os.path.join(outdir, "timeline-%s.png" % tag)
-        ok = gnuplot("""
-set terminal pngcairo size 1100,600 font ',11'
-set output '%s'
-set title "Guest speed around the snapshot: %s, %d MiB, target %s (run 1)"
-set xlabel 'seconds from the snapshot command (the command is at 0)'
-set ylabel 'guest speed / speed before'
-set yrange [0:1.6]
-set xrange [-1.5:%f]
-set grid
-set key outside right top vertical
-set arrow from 0, graph 0 to 0, graph 1 nohead dt 2
-plot %s
-""" % (png, workload, size, target, xmax + 1.5, ", ".join(plots)))
-        if ok:
-            made.append(png)
+            pts = timeline(row)
+            if not pts:
+                continue
+            color = "C%d" % (i % 10)
+            ax.plot([t for t, _ in pts], [v for _, v in pts], lw=1.6,
+                    color=color, label=LABELS[n])
+            if row.get("end_s") is not None:
+                ax.axvline(row["end_s"], color=color, ls=":", lw=1)
+                xmax = max(xmax, row["end_s"])
+        ax.axvline(0, color="black", ls="--", lw=1)
+        ax.set_xlim(-1.5, xmax + 1.5)
+        ax.set_ylim(0, 1.6)
+        ax.set_xlabel("seconds from the snapshot command (dotted: the "
+                      "method's end)")
+        ax.set_ylabel("guest speed / its speed before")
+        ax.set_title("Guest speed around the snapshot: %s, %d MiB, target "
+                     "%s (run 1)" % (workload, size, target))
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=9)
+        fig.tight_layout()
+        png = os.path.join(outdir, "timeline-%s-%dM-%s.png"
+                           % (workload, size, target))
+        fig.savefig(png, dpi=100)
+        plt.close(fig)
+        made.append(png)
     return made
 
 
 def plot_bars(outdir, groups):
+    """Per (workload, target): pause, total time and extra memory as
+    bars per method, one bar per guest size (medians, min-max whiskers)."""
+    plt = _pyplot()
     made = []
-    datadir = os.path.join(outdir, "plot-data")
-    os.makedirs(datadir, exist_ok=True)
+    panels = [("pause_ms", "pause, ms (log)", True),
+              ("total_ms", "total time, ms", False),
+              ("extra_mib", "peak extra memory over RAM, MiB", False)]
     for workload, target in sorted({(k[1], k[2]) for k in groups}):
         sizes = sorted({k[0] for k in groups
                         if k[1] == workload and k[2] == target})
@@ -337,49 +353,38 @@ def plot_bars(outdir, groups):
                                          for s in sizes)]
         if len(names) < 2:
             continue
-        tag = "%s-%s" % (workload, target)
-        data = os.path.join(datadir, "bars-%s.dat" % tag)
-        with open(data, "w") as f:
-            for n in names:
-                vals = []
-                for key in ("pause_ms", "total_ms", "extra_mib"):
-                    for s in sizes:
-                        m = stats(groups.get((s, workload, target, n), []),
-                                  key)[0]
-                        if key == "pause_ms" and m is not None:
-                            m = max(m, 0.01)    # log scale
-                        vals.append("-" if m is None else "%.4f" % m)
-                f.write('"%s" %s\n' % (n, " ".join(vals)))
-        ns = len(sizes)
-
-        def cols(first):
-            return ", ".join(
-                "'%s' using %d:xtic(1) title '%d MiB'"
-                % (data, 2 + first * ns + i, s) for i, s in enumerate(sizes))
-        png = os.path.join(outdir, "bars-%s.png" % tag)
-        ok = gnuplot("""
-set terminal pngcairo size 1500,550 font ',10'
-set output '%s'
-set datafile missing '-'
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.8 border -1
-set xtics rotate by -35
-set grid ytics
-set multiplot layout 1,3 title "%s, target %s: median over runs"
-set title 'pause, ms (log)'
-set logscale y
-plot %s
-unset logscale y
-set title 'total time, ms'
-set yrange [0:*]
-plot %s
-set title 'peak extra memory over guest RAM, MiB'
-plot %s
-unset multiplot
-""" % (png, workload, target, cols(0), cols(1), cols(2)))
-        if ok:
-            made.append(png)
+        fig, axes = plt.subplots(1, 3, figsize=(16, 5.5))
+        width = 0.8 / len(sizes)
+        for ax, (key, title, log) in zip(axes, panels):
+            for j, size in enumerate(sizes):
+                xs, ys, lo, hi = [], [], [], []
+                for i, n in enumerate(names):
+                    m, mn, mx = stats(groups.get((size, workload, target, n),
+                                                 []), key)
+                    if m is None:
+                        continue
+                    if log:
+                        m, mn, mx = (max(v, 0.01) for v in (m, mn, mx))
+                    xs.append(i + (j - (len(sizes) - 1) / 2) * width)
+                    ys.append(m)
+                    lo.append(m - mn)
+                    hi.append(mx - m)
+                ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2,
+                       label="%d MiB" % size, color="C%d" % j)
+            ax.set_xticks(range(len(names)))
+            ax.set_xticklabels(names, rotation=35, ha="right", fontsize=9)
+            ax.set_title(title)
+            if log:
+                ax.set_yscale("log")
+            ax.grid(axis="y", alpha=0.3)
+        axes[0].legend(fontsize=9)
+        fig.suptitle("%s, target %s: median over runs (whiskers: min-max)"
+                     % (workload, target))
+        fig.tight_layout()
+        png = os.path.join(outdir, "bars-%s-%s.png" % (workload, target))
+        fig.savefig(png, dpi=100)
+        plt.close(fig)
+        made.append(png)
     return made
 
 
@@ -388,11 +393,11 @@ def write_all(outdir, meta, limits, rows):
     table = markdown(meta, limits, rows)
     groups = group([r for r in rows if r.get("total_ms") is not None])
     pngs = []
-    if subprocess.run(["which", "gnuplot"],
-                      capture_output=True).returncode == 0:
+    if have_matplotlib():
         pngs = plot_timelines(outdir, groups) + plot_bars(outdir, groups)
     else:
-        table += "\n(no gnuplot: no plots)\n"
+        table += "\n(no matplotlib: no plots; apt-get install " \
+                 "python3-matplotlib)\n"
     if pngs:
         table += "\nPlots: " + ", ".join(os.path.basename(p)
                                          for p in pngs) + "\n"
@@ -400,3 +405,14 @@ def write_all(outdir, meta, limits, rows):
         f.write(table)
     write_csv(os.path.join(outdir, "runs.csv"), rows)
     return table
+
+
+if __name__ == "__main__":
+    # Render a results directory again from its rows.json:
+    #     python3 bench/benchreport.py bench/results/DATE
+    import json
+    import sys
+    with open(os.path.join(sys.argv[1], "rows.json")) as f:
+        saved = json.load(f)
+    print(write_all(sys.argv[1], saved["meta"], saved["limits"],
+                    saved["rows"]))

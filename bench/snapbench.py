@@ -79,12 +79,28 @@ def guest_ram_ranges_from_maps(pid, ram_bytes):
     return ranges
 
 
+_libc = None
+
+
+def shares_memory(pid1, pid2):
+    """True if the two processes share one address space: a vfork()ed
+    child (posix_spawn of an exec: target) before it execs, whose memory
+    is its parent's and must not be counted twice.  kcmp(KCMP_VM)."""
+    global _libc
+    import ctypes
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    SYS_kcmp, KCMP_VM = 312, 1             # x86-64
+    return _libc.syscall(SYS_kcmp, pid1, pid2, KCMP_VM, 0, 0) == 0
+
+
 def same_program_children(pid):
     """Descendants of @pid running the same program (a fork()ed copy of
-    the VMM, not the 'sh -c cat' of an exec: target)."""
+    the VMM, not the 'sh -c cat' of an exec: target).  Compared by
+    executable, not by name: a child forked by the migration thread is
+    named after that thread."""
     try:
-        with open("/proc/%d/comm" % pid) as f:
-            comm = f.read()
+        exe = os.readlink("/proc/%d/exe" % pid)
     except OSError:
         return []
     found = []
@@ -104,9 +120,9 @@ def same_program_children(pid):
             for kid in kids:
                 todo.append(kid)
                 try:
-                    with open("/proc/%d/comm" % kid) as f:
-                        if f.read() == comm:
-                            found.append(kid)
+                    if os.readlink("/proc/%d/exe" % kid) == exe and \
+                            not shares_memory(pid, kid):
+                        found.append(kid)
                 except OSError:
                     pass
     return found
@@ -349,6 +365,7 @@ def run_once(binary, guest_elf, method, ram_bytes, target, workdir,
         row["first_pass_ms"] = (t_first - t_cmd) * 1000 if t_first else None
         peak = max(hwm, sampler.peak_rss(t_cmd, t_end) or 0)
         row["extra_mem"] = peak - rss_before
+        row["peak_rss"] = peak
         row["rss_before"] = rss_before
         row["file_bytes"] = os.path.getsize(path) if target != "null" and \
             os.path.exists(path) else None
