@@ -342,9 +342,11 @@ def run_once(binary, guest_elf, method, ram_bytes, target, workdir,
             time.sleep(after_s)
             t_after = time.monotonic()
             row["huge_after"] = huge_pages_bytes(pid, ranges)
+            # The RESUME of the 'cont' (or of the snapshot's own pause)
+            # stays in qmp.events for event_pause_ms(): wait_event()
+            # takes it out, so put it back.
             try:
-                while True:
-                    qmp.wait_event("RESUME", timeout=0)
+                qmp.events.append(qmp.wait_event("RESUME", timeout=0.5))
             except QMPError:
                 pass
         finally:
