@@ -114,17 +114,18 @@ class SnapVM:
             vm.qmp.command("query-status")
 
     Leaving the block ends the process (SIGTERM, then SIGKILL) if it still
-    runs, and removes the temporary directory unless @keep_dir.
+    runs, and removes the temporary directory unless @keep_dir.  @tmp_parent
+    chooses where that directory (QMP socket, serial log) is made.
     """
 
     def __init__(self, binary, args, trace=None, keep_dir=False,
-                 start_timeout=10.0):
+                 start_timeout=10.0, tmp_parent=None):
         self.binary = binary
         self.args = list(args)
         self.trace = trace
         self.keep_dir = keep_dir
         self.start_timeout = start_timeout
-        self.dir = tempfile.mkdtemp(prefix="snapvm-")
+        self.dir = tempfile.mkdtemp(prefix="snapvm-", dir=tmp_parent)
         self.qmp_path = os.path.join(self.dir, "qmp.sock")
         self.serial_path = os.path.join(self.dir, "serial.log")
         self.proc = None
