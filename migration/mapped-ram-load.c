@@ -16,6 +16,7 @@
 #include "migration/ram.h"
 #include "qemu/userfaultfd.h"
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
@@ -352,7 +353,8 @@ typedef struct MappedRamLazy {
     uint64_t nchunks;
     uint64_t next;              /* the background walk */
     uint64_t faults;            /* chunks filled for a fault */
-    bool walk;                  /* fill in the background too */
+    bool walk;                  /* fill in the background too... */
+    bool walking;               /* atomic: ...from now on */
     /*
      * One chunk, read into before it goes into the block.  With
      * UFFDIO_MOVE it is a 2 MiB aligned huge page that is moved into
@@ -363,6 +365,8 @@ typedef struct MappedRamLazy {
     void *buf_map;              /* the mapping buf lies in */
     bool move;
     GThread *thread;
+    int wake_fd;                /* eventfd: look at @quit */
+    bool quit;                  /* atomic: stop now (snapvm exits) */
     bool done;                  /* atomic: whole, unregistered */
 } MappedRamLazy;
 
@@ -475,16 +479,28 @@ static gpointer lazy_filler_thread(gpointer opaque)
     MappedRamLazy *lz = opaque;
     uint64_t left = lz->nchunks;
 
-    while (left) {
-        struct pollfd pfd = { .fd = lz->uffd, .events = POLLIN };
+    while (left && !qatomic_read(&lz->quit)) {
+        struct pollfd pfd[2] = {
+            { .fd = lz->uffd, .events = POLLIN },
+            { .fd = lz->wake_fd, .events = POLLIN },
+        };
         struct uffd_msg msgs[16];
         int n;
 
+        bool walk = lz->walk && qatomic_read(&lz->walking);
+
         /* Faults first; without any, one chunk of the walk. */
-        if (poll(&pfd, 1, 0) < 0 && errno != EINTR) {
+        if (poll(pfd, 2, walk ? 0 : -1) < 0 && errno != EINTR) {
             lazy_fatal(lz, "poll", errno);
         }
-        n = (pfd.revents & POLLIN) ?
+        if (pfd[1].revents & POLLIN) {
+            eventfd_t v;
+
+            if (eventfd_read(lz->wake_fd, &v) < 0) {
+                /* Cleared by someone else: nothing to do. */
+            }
+        }
+        n = (pfd[0].revents & POLLIN) ?
             uffd_read_events(lz->uffd, msgs, G_N_ELEMENTS(msgs), NULL) : 0;
         for (int i = 0; i < n; i++) {
             uint64_t addr = msgs[i].arg.pagefault.address;
@@ -513,8 +529,7 @@ static gpointer lazy_filler_thread(gpointer opaque)
         if (n > 0) {
             continue;
         }
-        if (!lz->walk) {
-            poll(&pfd, 1, -1);
+        if (!walk) {
             continue;
         }
         while (lz->next < lz->nchunks && test_bit(lz->next, lz->filled)) {
@@ -525,9 +540,11 @@ static gpointer lazy_filler_thread(gpointer opaque)
             left--;
         }
     }
-    /* Whole: plain anonymous memory again. */
-    uffd_unregister(lz->uffd, lz->rb->host, lz->rb->used_length, NULL);
-    qatomic_set(&lz->done, true);
+    if (!left) {
+        /* Whole: plain anonymous memory again. */
+        uffd_unregister(lz->uffd, lz->rb->host, lz->rb->used_length, NULL);
+        qatomic_set(&lz->done, true);
+    }
     return NULL;
 }
 
@@ -538,6 +555,9 @@ static void mapped_ram_lazy_free(MappedRamLazy *lz)
     }
     if (lz->fd >= 0) {
         close(lz->fd);
+    }
+    if (lz->wake_fd >= 0) {
+        close(lz->wake_fd);
     }
     g_free(lz->bitmap);
     g_free(lz->filled);
@@ -579,7 +599,7 @@ static int mapped_ram_load_lazy(MappedRamBlockLoad *bl, Error **errp)
         }
     }
     lz = g_new0(MappedRamLazy, 1);
-    lz->fd = lz->uffd = -1;
+    lz->fd = lz->uffd = lz->wake_fd = -1;
     lz->rb = rb;
     lz->pages_offset = bl->layout.pages_offset;
     lz->pages = bl->pages;
@@ -595,6 +615,11 @@ static int mapped_ram_load_lazy(MappedRamBlockLoad *bl, Error **errp)
     lz->uffd = lz->fd < 0 ? -1 :
                uffd_open(lz->move ? UFFD_FEATURE_MOVE : 0, errp);
     if (lz->uffd < 0) {
+        goto fail;
+    }
+    lz->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (lz->wake_fd < 0) {
+        error_setg_errno(errp, errno, "cannot create an eventfd");
         goto fail;
     }
     lz->buf_map = mmap(NULL, 2 * LAZY_CHUNK, PROT_READ | PROT_WRITE,
@@ -737,4 +762,38 @@ bool mapped_ram_materialize(MachineState *ms, Error **errp)
         }
     }
     return true;
+}
+
+void mapped_ram_lazy_cancel(MachineState *ms)
+{
+    RAMBlock *rb;
+
+    RAMBLOCK_FOREACH(ms, rb) {
+        MappedRamLazy *lz = rb->mapped_ram_lazy;
+
+        if (lz) {
+            qatomic_set(&lz->quit, true);
+            if (eventfd_write(lz->wake_fd, 1) < 0) {
+                /* The thread polls without waiting unless walk is off. */
+            }
+            g_thread_join(lz->thread);
+            rb->mapped_ram_lazy = NULL;
+            /* Closing the userfaultfd lets any waiting fault through. */
+            mapped_ram_lazy_free(lz);
+        }
+    }
+}
+
+void mapped_ram_lazy_start(MachineState *ms)
+{
+    RAMBlock *rb;
+
+    RAMBLOCK_FOREACH(ms, rb) {
+        MappedRamLazy *lz = rb->mapped_ram_lazy;
+
+        if (lz && !qatomic_xchg(&lz->walking, true) &&
+            eventfd_write(lz->wake_fd, 1) < 0) {
+            /* Only a wake-up: the filler also looks when a fault comes. */
+        }
+    }
 }

@@ -41,12 +41,18 @@ static gpointer migration_incoming_thread(gpointer opaque)
     g_mutex_unlock(&s->lock);
 
     if (ok) {
-        migration_set_status(s, MIGRATION_STATUS_COMPLETED);
+        mapped_ram_lazy_start(ms);
+        /*
+         * The run state first, as QEMU: whoever sees "completed" in
+         * query-migrate then sees the guest running or paused, never
+         * still "inmigrate".
+         */
         if (s->incoming_autostart) {
             vm_start(ms);
         } else {
             runstate_set(ms, RUN_STATE_PAUSED);
         }
+        migration_set_status(s, MIGRATION_STATUS_COMPLETED);
         return NULL;
     }
     migration_set_status(s, MIGRATION_STATUS_FAILED);

@@ -5,6 +5,7 @@
 #include "qemu/osdep.h"
 #include "hw/boards.h"
 #include "hw/machine-config.h"
+#include "migration/mapped-ram.h"
 #include "migration/migration.h"
 #include "migration/misc.h"
 #include "monitor/monitor.h"
@@ -117,6 +118,7 @@ int main(int argc, char **argv)
     g_main_loop_run(mls.loop);
 
     migration_shutdown(mig);
+    mapped_ram_lazy_cancel(ms);
     monitor_cleanup();
     machine_free(ms);
     g_main_loop_unref(mls.loop);

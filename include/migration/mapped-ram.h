@@ -149,4 +149,19 @@ bool mapped_ram_load_block(QEMUFile *f, RAMBlock *rb,
  */
 bool mapped_ram_materialize(MachineState *ms, Error **errp);
 
+/*
+ * The load is over: the lazy restore fillers, which so far served only
+ * faults, also fill the rest of their blocks in the background (so that
+ * they do not compete with the rest of the load for the CPUs).
+ */
+void mapped_ram_lazy_start(MachineState *ms);
+
+/*
+ * snapvm is ending: stop the lazy restore fillers where they are and
+ * close their userfaultfds (a fault still waiting then goes through),
+ * before RAM is unmapped.  After migration_shutdown(), before
+ * machine_free().
+ */
+void mapped_ram_lazy_cancel(MachineState *ms);
+
 #endif

@@ -597,6 +597,13 @@ static void test_lazy_on_demand(void)
                      (uint64_t)RAM_MB * SNAP_MiB / SWEEP_PAGE);
     cont_and_assert_runs(dst);
     qtest_quit(dst);
+
+    /* Quit with most of RAM never brought in: a clean exit, status 0. */
+    dst = restore_from_env(&g, file, "lazy", 2, env);
+    g_free(sweep_read_guest_ram(dst, 0, SWEEP_PAGE));
+    g_assert_cmpuint(ram_present_pages(dst), ==, 2 * SNAP_MiB / SWEEP_PAGE);
+    qtest_qmp_send(dst, "{\"execute\": \"quit\"}");
+    g_assert_cmpint(qtest_wait_exit(dst, 30000), ==, 0);
     qtest_quit(src);
 }
 
