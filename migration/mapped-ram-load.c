@@ -426,7 +426,19 @@ static void lazy_place(MappedRamLazy *lz, uint8_t *dst, uint64_t len)
     }
 }
 
-/* Fill chunk @c from the file (present pages) and zeros (holes). */
+/* Does chunk @c hold any present page? */
+static bool lazy_chunk_has_data(MappedRamLazy *lz, uint64_t c)
+{
+    uint64_t first = c * LAZY_CHUNK_PAGES;
+    uint64_t last = MIN(first + LAZY_CHUNK_PAGES, lz->pages);
+
+    return find_next_bit(lz->bitmap, last, first) < last;
+}
+
+/*
+ * Fill chunk @c, which holds data (lazy_chunk_has_data()), from the file
+ * (present pages) and zeros (holes).
+ */
 static void lazy_fill(MappedRamLazy *lz, uint64_t c)
 {
     uint64_t first = c * LAZY_CHUNK_PAGES;
@@ -435,49 +447,40 @@ static void lazy_fill(MappedRamLazy *lz, uint64_t c)
     uint8_t *dst = lz->rb->host + (first << TARGET_PAGE_BITS);
     uint64_t start = find_next_bit(lz->bitmap, last, first);
 
-    if (start >= last) {
-        /* All holes: the shared zero page, no memory used. */
-        struct uffdio_zeropage zp = {
-            .range = { .start = (uintptr_t)dst, .len = len },
-        };
-        if (ioctl(lz->uffd, UFFDIO_ZEROPAGE, &zp) < 0 && errno != EEXIST) {
-            lazy_fatal(lz, "UFFDIO_ZEROPAGE", errno);
-        }
-    } else {
-        memset(lz->buf, 0, (start - first) << TARGET_PAGE_BITS);
-        while (start < last) {
-            uint64_t end = find_next_zero_bit(lz->bitmap, last, start);
-            uint64_t next = find_next_bit(lz->bitmap, last, end);
-            uint8_t *p = lz->buf + ((start - first) << TARGET_PAGE_BITS);
-            size_t n = (end - start) << TARGET_PAGE_BITS;
-            off_t off = lz->pages_offset + (start << TARGET_PAGE_BITS);
+    g_assert(start < last);
+    memset(lz->buf, 0, (start - first) << TARGET_PAGE_BITS);
+    while (start < last) {
+        uint64_t end = find_next_zero_bit(lz->bitmap, last, start);
+        uint64_t next = find_next_bit(lz->bitmap, last, end);
+        uint8_t *p = lz->buf + ((start - first) << TARGET_PAGE_BITS);
+        size_t n = (end - start) << TARGET_PAGE_BITS;
+        off_t off = lz->pages_offset + (start << TARGET_PAGE_BITS);
 
-            while (n) {
-                ssize_t r = pread(lz->fd, p, n, off);
-                if (r < 0 && errno == EINTR) {
-                    continue;
-                }
-                if (r <= 0) {
-                    lazy_fatal(lz, "cannot read the snapshot file",
-                               r < 0 ? errno : EIO);
-                }
-                p += r;
-                n -= r;
-                off += r;
+        while (n) {
+            ssize_t r = pread(lz->fd, p, n, off);
+            if (r < 0 && errno == EINTR) {
+                continue;
             }
-            memset(lz->buf + ((end - first) << TARGET_PAGE_BITS), 0,
-                   (next - end) << TARGET_PAGE_BITS);
-            start = next;
+            if (r <= 0) {
+                lazy_fatal(lz, "cannot read the snapshot file",
+                           r < 0 ? errno : EIO);
+            }
+            p += r;
+            n -= r;
+            off += r;
         }
-        lazy_place(lz, dst, len);
+        memset(lz->buf + ((end - first) << TARGET_PAGE_BITS), 0,
+               (next - end) << TARGET_PAGE_BITS);
+        start = next;
     }
+    lazy_place(lz, dst, len);
     set_bit(c, lz->filled);
 }
 
 static gpointer lazy_filler_thread(gpointer opaque)
 {
     MappedRamLazy *lz = opaque;
-    uint64_t left = lz->nchunks;
+    uint64_t left = lz->nchunks - bitmap_count_one(lz->filled, lz->nchunks);
 
     while (left && !qatomic_read(&lz->quit)) {
         struct pollfd pfd[2] = {
@@ -631,14 +634,36 @@ static int mapped_ram_load_lazy(MappedRamBlockLoad *bl, Error **errp)
     }
     lz->buf = (uint8_t *)QEMU_ALIGN_UP((uintptr_t)lz->buf_map, LAZY_CHUNK);
     madvise(lz->buf, LAZY_CHUNK, MADV_HUGEPAGE);
-    /* Every page missing, so that every first access asks the filler. */
+    /*
+     * Every page missing.  Only the chunks with data are registered, so
+     * that every first access to them asks the filler; a chunk of holes
+     * stays ordinary memory, whose first write allocates a zeroed huge
+     * page.  (Filling it with the shared zero page instead made every
+     * guest write there a copy-on-write fault with a TLB shootdown.)
+     */
     mapped_ram_zero_range(rb, 0, rb->used_length);
-    if (!uffd_register(lz->uffd, rb->host, rb->used_length,
-                       UFFDIO_REGISTER_MODE_MISSING, errp)) {
-        goto fail;
+    lz->bitmap = g_steal_pointer(&bl->bitmap);
+    for (uint64_t c = 0, from = 0; c <= lz->nchunks; c++) {
+        bool data = c < lz->nchunks && lazy_chunk_has_data(lz, c);
+
+        if (c < lz->nchunks && !data) {
+            set_bit(c, lz->filled);
+        }
+        if (data) {
+            continue;
+        }
+        if (c > from &&
+            !uffd_register(lz->uffd, rb->host + from * LAZY_CHUNK,
+                           MIN(c * LAZY_CHUNK, rb->used_length) -
+                           from * LAZY_CHUNK,
+                           UFFDIO_REGISTER_MODE_MISSING, errp)) {
+            uffd_unregister(lz->uffd, rb->host, rb->used_length, NULL);
+            bl->bitmap = g_steal_pointer(&lz->bitmap);
+            goto fail;
+        }
+        from = c + 1;
     }
     /* The filler owns the bitmap from here. */
-    lz->bitmap = g_steal_pointer(&bl->bitmap);
     lz->thread = g_thread_try_new("mig/mr-lazy", lazy_filler_thread, lz,
                                   &gerr);
     if (!lz->thread) {
