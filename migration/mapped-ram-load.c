@@ -307,24 +307,28 @@ static bool mapped_ram_load_eager(MappedRamBlockLoad *bl, unsigned threads,
 /* ---- lazy ---- */
 
 /*
- * A lazily restored block stays anonymous memory, emptied and registered
- * with a userfaultfd in missing mode; one thread per block fills it from
- * the file, a 2 MiB chunk at a time: first the chunk of any page a vCPU
- * (or snapvm) touches, and in between the next chunk still empty, in
- * order, so the block is whole after about the time an eager restore
- * takes.  Then the registration goes and the block is plain memory again.
+ * A lazily restored block stays anonymous memory, emptied; its 2 MiB
+ * chunks that hold data are registered with a userfaultfd in missing
+ * mode, and 'multifd-channels' filler threads fill them from the file:
+ * first the chunk of any page a vCPU (or snapvm) touches, and, once the
+ * load is over, between faults the next chunk still empty, in order, so
+ * the block is whole after about the time an eager restore takes.  Then
+ * the registration goes and the block is plain memory again.
  *
- * Filling whole chunks with UFFDIO_COPY costs one fault per 2 MiB, and a
- * page is never mapped read-only first: a private file mapping (the first
- * design) took a read fault and then a copy-on-write fault, with a TLB
- * shootdown to the other vCPUs' CPUs, for every page a vCPU wrote.
+ * A fill costs one fault per 2 MiB, and a page is never mapped read-only
+ * first: a private file mapping (the first design) took a read fault and
+ * then a copy-on-write fault, with a TLB shootdown to the other vCPUs'
+ * CPUs, for every page a vCPU wrote.
  *
- * Only the filler thread fills, so a chunk is filled exactly once and no
- * page can be populated behind its back (every access to an empty page of
- * a registered range is a fault that waits for it).
+ * Each chunk is claimed once (an atomic bit), so it is filled exactly
+ * once, and no page can be populated behind the fillers' back: every
+ * access to an empty page of a registered chunk is a fault that waits.
+ * A fault on a chunk another filler is filling needs nothing: that fill
+ * wakes it.
  */
 #define LAZY_CHUNK              (2 * MiB)
 #define LAZY_CHUNK_PAGES        (LAZY_CHUNK / TARGET_PAGE_SIZE)
+#define LAZY_MAX_FILLERS        16
 
 /* UFFDIO_MOVE (Linux 6.8), newer than Debian 12's headers: the kernel's. */
 #ifndef UFFD_FEATURE_MOVE
@@ -342,19 +346,11 @@ struct uffdio_move {
 #define UFFDIO_MOVE             _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
 #endif
 
-typedef struct MappedRamLazy {
-    RAMBlock *rb;
-    int uffd;
-    int fd;                     /* the snapshot file, for reading */
-    uint64_t pages_offset;
-    uint64_t pages;
-    unsigned long *bitmap;      /* present pages (owned) */
-    unsigned long *filled;      /* per chunk; filler thread only */
-    uint64_t nchunks;
-    uint64_t next;              /* the background walk */
-    uint64_t faults;            /* chunks filled for a fault */
-    bool walk;                  /* fill in the background too... */
-    bool walking;               /* atomic: ...from now on */
+typedef struct MappedRamLazy MappedRamLazy;
+
+typedef struct LazyFiller {
+    MappedRamLazy *lz;
+    GThread *thread;
     /*
      * One chunk, read into before it goes into the block.  With
      * UFFDIO_MOVE it is a 2 MiB aligned huge page that is moved into
@@ -364,11 +360,34 @@ typedef struct MappedRamLazy {
     uint8_t *buf;
     void *buf_map;              /* the mapping buf lies in */
     bool move;
-    GThread *thread;
-    int wake_fd;                /* eventfd: look at @quit */
+} LazyFiller;
+
+struct MappedRamLazy {
+    RAMBlock *rb;
+    int uffd;
+    int fd;                     /* the snapshot file, for reading */
+    /*
+     * eventfd, never read: written when the walk starts, when the block
+     * is whole and when snapvm ends; every filler's poll() then returns.
+     */
+    int kick_fd;
+    uint64_t pages_offset;
+    uint64_t pages;
+    unsigned long *bitmap;      /* present pages (owned) */
+    unsigned long *claimed;     /* per chunk, atomic: a filler took it */
+    unsigned long *filled;      /* per chunk, atomic: in place */
+    uint64_t nchunks;
+    uint64_t ndata;             /* chunks with data: to be filled */
+    uint64_t nfilled;           /* atomic */
+    uint64_t next;              /* atomic: the background walk */
+    bool move;                  /* the kernel has UFFDIO_MOVE */
+    bool walk;                  /* atomic: fill in the background too... */
+    bool walking;               /* atomic: ...from now on */
     bool quit;                  /* atomic: stop now (snapvm exits) */
     bool done;                  /* atomic: whole, unregistered */
-} MappedRamLazy;
+    unsigned nfillers;
+    LazyFiller fillers[LAZY_MAX_FILLERS];
+};
 
 /*
  * Only private anonymous 4 KiB RAM: memfd and shared RAM is seen by
@@ -389,14 +408,22 @@ static G_NORETURN void lazy_fatal(MappedRamLazy *lz, const char *what,
     _exit(1);
 }
 
-/* Put the chunk read into lz->buf at @dst. */
-static void lazy_place(MappedRamLazy *lz, uint8_t *dst, uint64_t len)
+static void lazy_kick(MappedRamLazy *lz)
 {
+    if (eventfd_write(lz->kick_fd, 1) < 0) {
+        /* Cannot fail short of an overflow after 2^64 kicks. */
+    }
+}
+
+/* Put the chunk read into f->buf at @dst (this wakes its faults). */
+static void lazy_place(LazyFiller *f, uint8_t *dst, uint64_t len)
+{
+    MappedRamLazy *lz = f->lz;
     uint64_t done = 0;
 
-    while (lz->move && done < len) {
+    while (f->move && done < len) {
         struct uffdio_move mv = {
-            .dst = (uintptr_t)dst + done, .src = (uintptr_t)lz->buf + done,
+            .dst = (uintptr_t)dst + done, .src = (uintptr_t)f->buf + done,
             .len = len - done,
         };
 
@@ -405,14 +432,14 @@ static void lazy_place(MappedRamLazy *lz, uint8_t *dst, uint64_t len)
         }
         if (errno != EAGAIN || mv.move <= 0) {
             /* Moving is an optimisation: copy the rest. */
-            lz->move = false;
+            f->move = false;
             break;
         }
         done += mv.move;
     }
     while (done < len) {
         struct uffdio_copy cp = {
-            .dst = (uintptr_t)dst + done, .src = (uintptr_t)lz->buf + done,
+            .dst = (uintptr_t)dst + done, .src = (uintptr_t)f->buf + done,
             .len = len - done,
         };
 
@@ -436,11 +463,12 @@ static bool lazy_chunk_has_data(MappedRamLazy *lz, uint64_t c)
 }
 
 /*
- * Fill chunk @c, which holds data (lazy_chunk_has_data()), from the file
- * (present pages) and zeros (holes).
+ * Fill chunk @c, claimed by @f and holding data, from the file (present
+ * pages) and zeros (holes).
  */
-static void lazy_fill(MappedRamLazy *lz, uint64_t c)
+static void lazy_fill(LazyFiller *f, uint64_t c)
 {
+    MappedRamLazy *lz = f->lz;
     uint64_t first = c * LAZY_CHUNK_PAGES;
     uint64_t last = MIN(first + LAZY_CHUNK_PAGES, lz->pages);
     uint64_t len = (last - first) << TARGET_PAGE_BITS;
@@ -448,11 +476,11 @@ static void lazy_fill(MappedRamLazy *lz, uint64_t c)
     uint64_t start = find_next_bit(lz->bitmap, last, first);
 
     g_assert(start < last);
-    memset(lz->buf, 0, (start - first) << TARGET_PAGE_BITS);
+    memset(f->buf, 0, (start - first) << TARGET_PAGE_BITS);
     while (start < last) {
         uint64_t end = find_next_zero_bit(lz->bitmap, last, start);
         uint64_t next = find_next_bit(lz->bitmap, last, end);
-        uint8_t *p = lz->buf + ((start - first) << TARGET_PAGE_BITS);
+        uint8_t *p = f->buf + ((start - first) << TARGET_PAGE_BITS);
         size_t n = (end - start) << TARGET_PAGE_BITS;
         off_t off = lz->pages_offset + (start << TARGET_PAGE_BITS);
 
@@ -469,115 +497,125 @@ static void lazy_fill(MappedRamLazy *lz, uint64_t c)
             n -= r;
             off += r;
         }
-        memset(lz->buf + ((end - first) << TARGET_PAGE_BITS), 0,
+        memset(f->buf + ((end - first) << TARGET_PAGE_BITS), 0,
                (next - end) << TARGET_PAGE_BITS);
         start = next;
     }
-    lazy_place(lz, dst, len);
-    set_bit(c, lz->filled);
+    lazy_place(f, dst, len);
+    set_bit_atomic(c, lz->filled);
+    if (qatomic_fetch_inc(&lz->nfilled) + 1 == lz->ndata) {
+        /* Whole: plain anonymous memory again; the others can stop. */
+        uffd_unregister(lz->uffd, lz->rb->host, lz->rb->used_length, NULL);
+        qatomic_set(&lz->done, true);
+        lazy_kick(lz);
+    }
+}
+
+static void lazy_fault(LazyFiller *f, uint64_t addr)
+{
+    MappedRamLazy *lz = f->lz;
+    uint64_t c = (addr - (uintptr_t)lz->rb->host) / LAZY_CHUNK;
+
+    if (c >= lz->nchunks) {
+        return;
+    }
+    if (!test_and_set_bit_atomic(c, lz->claimed)) {
+        lazy_fill(f, c);
+    } else if (test_bit_atomic(c, lz->filled)) {
+        /* Filled after this fault was raised: just wake it. */
+        struct uffdio_range r = {
+            .start = addr & TARGET_PAGE_MASK, .len = TARGET_PAGE_SIZE,
+        };
+        ioctl(lz->uffd, UFFDIO_WAKE, &r);
+    }
+    /* Else another filler is at it, and its fill wakes the fault. */
 }
 
 static gpointer lazy_filler_thread(gpointer opaque)
 {
-    MappedRamLazy *lz = opaque;
-    uint64_t left = lz->nchunks - bitmap_count_one(lz->filled, lz->nchunks);
+    LazyFiller *f = opaque;
+    MappedRamLazy *lz = f->lz;
 
-    while (left && !qatomic_read(&lz->quit)) {
+    while (!qatomic_read(&lz->quit) && !qatomic_read(&lz->done)) {
         struct pollfd pfd[2] = {
             { .fd = lz->uffd, .events = POLLIN },
-            { .fd = lz->wake_fd, .events = POLLIN },
+            { .fd = lz->kick_fd, .events = POLLIN },
         };
+        bool walk = qatomic_read(&lz->walk) && qatomic_read(&lz->walking) &&
+                    qatomic_read(&lz->next) < lz->nchunks;
         struct uffd_msg msgs[16];
         int n;
-
-        bool walk = lz->walk && qatomic_read(&lz->walking);
 
         /* Faults first; without any, one chunk of the walk. */
         if (poll(pfd, 2, walk ? 0 : -1) < 0 && errno != EINTR) {
             lazy_fatal(lz, "poll", errno);
         }
-        if (pfd[1].revents & POLLIN) {
-            eventfd_t v;
-
-            if (eventfd_read(lz->wake_fd, &v) < 0) {
-                /* Cleared by someone else: nothing to do. */
-            }
-        }
+        /* Another filler may have taken the messages: 0 then. */
         n = (pfd[0].revents & POLLIN) ?
             uffd_read_events(lz->uffd, msgs, G_N_ELEMENTS(msgs), NULL) : 0;
         for (int i = 0; i < n; i++) {
-            uint64_t addr = msgs[i].arg.pagefault.address;
-            uint64_t c;
+            if (msgs[i].event == UFFD_EVENT_PAGEFAULT) {
+                lazy_fault(f, msgs[i].arg.pagefault.address);
+            }
+        }
+        if (n > 0 || !walk) {
+            continue;
+        }
+        for (;;) {
+            uint64_t c = qatomic_fetch_inc(&lz->next);
 
-            if (msgs[i].event != UFFD_EVENT_PAGEFAULT) {
-                continue;
-            }
-            c = (addr - (uintptr_t)lz->rb->host) / LAZY_CHUNK;
             if (c >= lz->nchunks) {
-                continue;
+                break;
             }
-            if (!test_bit(c, lz->filled)) {
-                lazy_fill(lz, c);
-                lz->faults++;
-                left--;
-            } else {
-                /* Filled after this fault was raised: just wake it. */
-                struct uffdio_range r = {
-                    .start = addr & TARGET_PAGE_MASK,
-                    .len = TARGET_PAGE_SIZE,
-                };
-                ioctl(lz->uffd, UFFDIO_WAKE, &r);
+            if (!test_and_set_bit_atomic(c, lz->claimed)) {
+                lazy_fill(f, c);
+                break;
             }
         }
-        if (n > 0) {
-            continue;
-        }
-        if (!walk) {
-            continue;
-        }
-        while (lz->next < lz->nchunks && test_bit(lz->next, lz->filled)) {
-            lz->next++;
-        }
-        if (lz->next < lz->nchunks) {
-            lazy_fill(lz, lz->next);
-            left--;
-        }
-    }
-    if (!left) {
-        /* Whole: plain anonymous memory again. */
-        uffd_unregister(lz->uffd, lz->rb->host, lz->rb->used_length, NULL);
-        qatomic_set(&lz->done, true);
     }
     return NULL;
 }
 
-static void mapped_ram_lazy_free(MappedRamLazy *lz)
+/* Stop (@quit) or wait for the fillers, then free everything. */
+static void mapped_ram_lazy_free(MappedRamLazy *lz, bool quit)
 {
+    if (quit) {
+        qatomic_set(&lz->quit, true);
+        lazy_kick(lz);
+    }
+    for (unsigned i = 0; i < lz->nfillers; i++) {
+        if (lz->fillers[i].thread) {
+            g_thread_join(lz->fillers[i].thread);
+        }
+        if (lz->fillers[i].buf_map) {
+            munmap(lz->fillers[i].buf_map, 2 * LAZY_CHUNK);
+        }
+    }
+    /* Closing the userfaultfd lets any fault still waiting through. */
     if (lz->uffd >= 0) {
         close(lz->uffd);
     }
     if (lz->fd >= 0) {
         close(lz->fd);
     }
-    if (lz->wake_fd >= 0) {
-        close(lz->wake_fd);
+    if (lz->kick_fd >= 0) {
+        close(lz->kick_fd);
     }
     g_free(lz->bitmap);
+    g_free(lz->claimed);
     g_free(lz->filled);
-    if (lz->buf_map) {
-        munmap(lz->buf_map, 2 * LAZY_CHUNK);
-    }
     g_free(lz);
 }
 
 /* Returns 1 if set up, 0 if the block must be read instead, -1 on error. */
-static int mapped_ram_load_lazy(MappedRamBlockLoad *bl, Error **errp)
+static int mapped_ram_load_lazy(MappedRamBlockLoad *bl, unsigned threads,
+                                Error **errp)
 {
     RAMBlock *rb = bl->rb;
     g_autoptr(GArray) runs = g_array_new(false, false,
                                          sizeof(MappedRamRange));
     MappedRamLazy *lz;
-    g_autoptr(GError) gerr = NULL;
+    uint64_t from = 0;
 
     if (!mapped_ram_can_lazy(rb) || !bl->ch->ops->dup_fd ||
         !mapped_ram_runs(bl, runs, MAPPED_RAM_LAZY_MAX_RUNS)) {
@@ -602,17 +640,18 @@ static int mapped_ram_load_lazy(MappedRamBlockLoad *bl, Error **errp)
         }
     }
     lz = g_new0(MappedRamLazy, 1);
-    lz->fd = lz->uffd = lz->wake_fd = -1;
+    lz->fd = lz->uffd = lz->kick_fd = -1;
     lz->rb = rb;
     lz->pages_offset = bl->layout.pages_offset;
     lz->pages = bl->pages;
     lz->nchunks = DIV_ROUND_UP(bl->pages, LAZY_CHUNK_PAGES);
+    lz->claimed = bitmap_new(lz->nchunks);
+    lz->filled = bitmap_new(lz->nchunks);
     /*
      * Test-only: fill on faults alone, so that a test sees exactly which
      * chunks an access brought in (tests/qtest/mapped-ram-test).
      */
     lz->walk = !getenv("SNAPVM_TEST_MAPPED_RAM_NO_WALK");
-    lz->filled = bitmap_new(lz->nchunks);
     lz->move = uffd_query_features(NULL) & UFFD_FEATURE_MOVE;
     lz->fd = bl->ch->ops->dup_fd(bl->ch, errp);
     lz->uffd = lz->fd < 0 ? -1 :
@@ -620,66 +659,79 @@ static int mapped_ram_load_lazy(MappedRamBlockLoad *bl, Error **errp)
     if (lz->uffd < 0) {
         goto fail;
     }
-    lz->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (lz->wake_fd < 0) {
+    lz->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (lz->kick_fd < 0) {
         error_setg_errno(errp, errno, "cannot create an eventfd");
         goto fail;
     }
-    lz->buf_map = mmap(NULL, 2 * LAZY_CHUNK, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (lz->buf_map == MAP_FAILED) {
-        lz->buf_map = NULL;
-        error_setg_errno(errp, errno, "no memory for a 2 MiB buffer");
-        goto fail;
-    }
-    lz->buf = (uint8_t *)QEMU_ALIGN_UP((uintptr_t)lz->buf_map, LAZY_CHUNK);
-    madvise(lz->buf, LAZY_CHUNK, MADV_HUGEPAGE);
     /*
      * Every page missing.  Only the chunks with data are registered, so
-     * that every first access to them asks the filler; a chunk of holes
+     * that every first access to them asks a filler; a chunk of holes
      * stays ordinary memory, whose first write allocates a zeroed huge
      * page.  (Filling it with the shared zero page instead made every
      * guest write there a copy-on-write fault with a TLB shootdown.)
      */
     mapped_ram_zero_range(rb, 0, rb->used_length);
     lz->bitmap = g_steal_pointer(&bl->bitmap);
-    for (uint64_t c = 0, from = 0; c <= lz->nchunks; c++) {
+    for (uint64_t c = 0; c <= lz->nchunks; c++) {
         bool data = c < lz->nchunks && lazy_chunk_has_data(lz, c);
 
-        if (c < lz->nchunks && !data) {
-            set_bit(c, lz->filled);
-        }
         if (data) {
+            lz->ndata++;
             continue;
+        }
+        if (c < lz->nchunks) {
+            set_bit(c, lz->claimed);
+            set_bit(c, lz->filled);
         }
         if (c > from &&
             !uffd_register(lz->uffd, rb->host + from * LAZY_CHUNK,
                            MIN(c * LAZY_CHUNK, rb->used_length) -
                            from * LAZY_CHUNK,
                            UFFDIO_REGISTER_MODE_MISSING, errp)) {
-            uffd_unregister(lz->uffd, rb->host, rb->used_length, NULL);
-            bl->bitmap = g_steal_pointer(&lz->bitmap);
-            goto fail;
+            goto fail_unregister;
         }
         from = c + 1;
     }
-    /* The filler owns the bitmap from here. */
-    lz->thread = g_thread_try_new("mig/mr-lazy", lazy_filler_thread, lz,
-                                  &gerr);
-    if (!lz->thread) {
-        error_setg(errp, "cannot start the lazy restore thread: %s",
-                   gerr->message);
-        bl->bitmap = g_steal_pointer(&lz->bitmap);
-        uffd_unregister(lz->uffd, rb->host, rb->used_length, NULL);
-        goto fail;
+    if (!lz->ndata) {
+        /* Nothing to fill: the block is emptied memory, and done. */
+        mapped_ram_lazy_free(lz, false);
+        return 1;
+    }
+    lz->nfillers = CLAMP(threads, 1, LAZY_MAX_FILLERS);
+    for (unsigned i = 0; i < lz->nfillers; i++) {
+        LazyFiller *f = &lz->fillers[i];
+        g_autoptr(GError) gerr = NULL;
+
+        f->lz = lz;
+        f->move = lz->move;
+        f->buf_map = mmap(NULL, 2 * LAZY_CHUNK, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (f->buf_map == MAP_FAILED) {
+            f->buf_map = NULL;
+            error_setg_errno(errp, errno, "no memory for a 2 MiB buffer");
+            goto fail_unregister;
+        }
+        f->buf = (uint8_t *)QEMU_ALIGN_UP((uintptr_t)f->buf_map, LAZY_CHUNK);
+        madvise(f->buf, LAZY_CHUNK, MADV_HUGEPAGE);
+        f->thread = g_thread_try_new("mig/mr-lazy", lazy_filler_thread, f,
+                                     &gerr);
+        if (!f->thread) {
+            error_setg(errp, "cannot start a lazy restore thread: %s",
+                       gerr->message);
+            goto fail_unregister;
+        }
     }
     rb->mapped_ram_lazy = lz;
     return 1;
 
+fail_unregister:
+    uffd_unregister(lz->uffd, rb->host, rb->used_length, NULL);
+    bl->bitmap = g_steal_pointer(&lz->bitmap);
 fail:
     error_prepend(errp, "mapped-ram lazy restore of block '%s': ",
                   bl->idstr);
-    mapped_ram_lazy_free(lz);
+    mapped_ram_lazy_free(lz, true);
     return -1;
 }
 
@@ -756,7 +808,7 @@ bool mapped_ram_load_block(QEMUFile *f, RAMBlock *rb,
         ok = mapped_ram_inspect(&bl, insp, index, info, sum, errp);
     } else {
         if (opts->mode == MAPPED_RAM_RESTORE_LAZY) {
-            mapped = mapped_ram_load_lazy(&bl, errp);
+            mapped = mapped_ram_load_lazy(&bl, opts->threads, errp);
         }
         ok = mapped > 0 ||
              (mapped == 0 && mapped_ram_load_eager(&bl, opts->threads, errp));
@@ -781,9 +833,12 @@ bool mapped_ram_materialize(MachineState *ms, Error **errp)
         MappedRamLazy *lz = rb->mapped_ram_lazy;
 
         if (lz) {
-            g_thread_join(lz->thread);
+            /* Walk now, even if a test turned the walk off. */
+            qatomic_set(&lz->walk, true);
+            qatomic_set(&lz->walking, true);
+            lazy_kick(lz);
             rb->mapped_ram_lazy = NULL;
-            mapped_ram_lazy_free(lz);
+            mapped_ram_lazy_free(lz, false);
         }
     }
     return true;
@@ -797,14 +852,8 @@ void mapped_ram_lazy_cancel(MachineState *ms)
         MappedRamLazy *lz = rb->mapped_ram_lazy;
 
         if (lz) {
-            qatomic_set(&lz->quit, true);
-            if (eventfd_write(lz->wake_fd, 1) < 0) {
-                /* The thread polls without waiting unless walk is off. */
-            }
-            g_thread_join(lz->thread);
             rb->mapped_ram_lazy = NULL;
-            /* Closing the userfaultfd lets any waiting fault through. */
-            mapped_ram_lazy_free(lz);
+            mapped_ram_lazy_free(lz, true);
         }
     }
 }
@@ -816,9 +865,8 @@ void mapped_ram_lazy_start(MachineState *ms)
     RAMBLOCK_FOREACH(ms, rb) {
         MappedRamLazy *lz = rb->mapped_ram_lazy;
 
-        if (lz && !qatomic_xchg(&lz->walking, true) &&
-            eventfd_write(lz->wake_fd, 1) < 0) {
-            /* Only a wake-up: the filler also looks when a fault comes. */
+        if (lz && lz->walk && !qatomic_xchg(&lz->walking, true)) {
+            lazy_kick(lz);
         }
     }
 }
