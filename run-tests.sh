@@ -1,10 +1,15 @@
 #!/bin/bash
-# Install what snapvm needs (Debian 12), build it twice (normal, and with
-# AddressSanitizer + UndefinedBehaviorSanitizer), run every test in both,
-# and print "N passed, N failed" last (the sum over both builds).
-# Exit status: 0 only if nothing failed.
+# Install what snapvm needs (Debian 12), build it three times and run the
+# tests: every test in a normal build and in an AddressSanitizer +
+# UndefinedBehaviorSanitizer build, the tests that run snapshot threads in
+# a ThreadSanitizer build; then run each libFuzzer target of tests/fuzz
+# for a fixed number of inputs (a clang build).  The last line is
+# "N passed, N failed", summed over all of them (a fuzz target counts as
+# one test).  Exit status: 0 only if nothing failed.
 #
-# SKIP_ASAN=1 runs the normal build only (quicker while developing).
+# SKIP_ASAN=1, SKIP_TSAN=1, SKIP_FUZZ=1 leave that part out (quicker while
+# developing); FUZZ_RUNS=N sets the inputs per fuzz target (20000).
+# docs/devel/testing.md says what each part proves.
 set -uo pipefail
 cd "$(dirname "$0")"
 . scripts/setup-common.sh
@@ -16,6 +21,7 @@ summary=$(mktemp)
 trap 'rm -f "$summary"' EXIT
 
 # run_suite DIR TIMEOUT_MULTIPLIER [meson setup options...]
+# $SUITE_TESTS, if set, names the tests to run (default: all).
 run_suite() {
     local dir=$1 mult=$2
     shift 2
@@ -27,7 +33,9 @@ run_suite() {
     fi
     echo "=== $dir: test"
     rm -f "$dir/meson-logs/testlog.json"
-    meson test -C "$dir" --print-errorlogs --timeout-multiplier "$mult"
+    # shellcheck disable=SC2086 # a list of test names
+    meson test -C "$dir" --print-errorlogs --timeout-multiplier "$mult" \
+        ${SUITE_TESTS:-}
     if [ ! -f "$dir/meson-logs/testlog.json" ]; then
         echo "=== $dir: meson test wrote no results"
         echo "0 1 0" >>"$summary"
@@ -52,12 +60,79 @@ print(passed, failed, skipped)
 PY
 }
 
+# run_fuzz: build the libFuzzer targets with clang (ASan+UBSan) and run
+# each one for $FUZZ_RUNS inputs, mutating tests/fuzz/corpus/TARGET (the
+# checked-in seeds are only read).  A crash, leak, timeout or memory
+# blow-up fails that target; the input that did it is kept in
+# $FUZZ_BUILD_DIR/fuzz-artifacts/ and belongs in tests/fuzz/regressions/.
+run_fuzz() {
+    local dir=$FUZZ_BUILD_DIR target work rc
+    echo "=== $dir: build"
+    if { [ -f "$dir/build.ninja" ] ||
+         CC=clang meson setup "$dir" --werror -Dfuzzing=true \
+             -Db_sanitize=address,undefined -Db_lundef=false; } &&
+       ninja -C "$dir" tests/fuzz/fuzz-loadvm tests/fuzz/fuzz-qmp; then
+        :
+    else
+        echo "=== $dir: BUILD FAILED"
+        echo "0 1 0" >>"$summary"
+        return
+    fi
+    mkdir -p "$dir/fuzz-artifacts"
+    for target in loadvm qmp; do
+        work=$(mktemp -d)
+        echo "=== $dir: fuzz-$target, ${FUZZ_RUNS:-20000} inputs"
+        # -max_total_time only bounds a pathologically slow run.
+        ASAN_OPTIONS=detect_leaks=1 \
+        UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+            "$dir/tests/fuzz/fuzz-$target" "$work" \
+            "tests/fuzz/corpus/$target" -runs="${FUZZ_RUNS:-20000}" \
+            -max_total_time=600 -timeout=20 \
+            -artifact_prefix="$dir/fuzz-artifacts/$target-" \
+            -print_final_stats=1 >"$work.log" 2>&1
+        rc=$?
+        grep -E '^(Done|stat::number_of_executed_units|stat::new_units)' \
+            "$work.log"
+        if [ "$rc" -eq 0 ]; then
+            echo "=== fuzz-$target: OK"
+            echo "1 0 0" >>"$summary"
+        else
+            tail -n 60 "$work.log"
+            echo "=== fuzz-$target: FAILED (exit $rc), input kept in" \
+                 "$dir/fuzz-artifacts/"
+            echo "0 1 0" >>"$summary"
+        fi
+        rm -rf "$work" "$work.log"
+    done
+}
+
 start=$(date +%s)
 run_suite "$BUILD_DIR" 1
 if [ "${SKIP_ASAN:-0}" != 1 ]; then
     # Sanitized code runs 2-3 times slower: give its tests more time.
     run_suite "$ASAN_BUILD_DIR" 3 -Db_sanitize=address,undefined \
         -Db_lundef=false
+fi
+if [ "${SKIP_TSAN:-0}" != 1 ]; then
+    # The tests whose programs run several threads over shared state: the
+    # write tracker, the atomics, the channels, background snapshots with
+    # injected faults, cancels, storms and QMP clients.  TSan is 3-10
+    # times slower.  (bg-snapshot-test is left out: its throttling checks
+    # assume relative thread speeds that TSan changes.)
+    SUITE_TESTS="test-wp-tracker test-bitmap test-channel fault-inject-test
+                 stress-test" \
+        run_suite "$TSAN_BUILD_DIR" 6 -Db_sanitize=thread
+fi
+if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+    # In a subshell: install_deps exits when it cannot install.
+    if (install_deps "$SNAPVM_FUZZ_DEPS"); then
+        run_fuzz
+    elif [ "$(id -u)" = 0 ]; then
+        echo "0 1 0" >>"$summary"   # root, and still no clang: a failure
+    else
+        echo "=== fuzzing skipped: no clang (SKIP_FUZZ=1 says so quietly)"
+        echo "0 0 2" >>"$summary"   # two targets skipped
+    fi
 fi
 
 read -r passed failed skipped < <(awk '{p += $1; f += $2; s += $3}

@@ -1,19 +1,26 @@
 # Sourced by run-demo.sh and run-tests.sh: install what is missing, build.
 #
-# Build directories: $BUILD_DIR (default build) and $ASAN_BUILD_DIR
-# (default build-asan), relative to the top of the tree.
+# Build directories, relative to the top of the tree: $BUILD_DIR (default
+# build), $ASAN_BUILD_DIR (build-asan), $TSAN_BUILD_DIR (build-tsan) and
+# $FUZZ_BUILD_DIR (build-fuzz).
 
 SNAPVM_DEPS="build-essential meson ninja-build pkg-config libglib2.0-dev
 libjson-glib-dev libunicorn-dev socat python3"
+# run-tests.sh's fuzzing build: clang, and its libFuzzer and sanitizer
+# runtimes (a separate package on Debian 12).
+SNAPVM_FUZZ_DEPS="clang libclang-rt-dev"
 
 BUILD_DIR=${BUILD_DIR:-build}
 ASAN_BUILD_DIR=${ASAN_BUILD_DIR:-build-asan}
+TSAN_BUILD_DIR=${TSAN_BUILD_DIR:-build-tsan}
+FUZZ_BUILD_DIR=${FUZZ_BUILD_DIR:-build-fuzz}
 
-# Install the Debian packages snapvm needs that are not installed yet.
-# Not root and something missing: say what and how, and fail.
+# install_deps [PACKAGES]: install the Debian packages (default
+# $SNAPVM_DEPS) that are not installed yet.  Not root and something
+# missing: say what and how, and fail.
 install_deps() {
     local missing="" pkg
-    for pkg in $SNAPVM_DEPS; do
+    for pkg in ${1:-$SNAPVM_DEPS}; do
         if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null |
                 grep -q 'ok installed'; then
             missing="$missing $pkg"
