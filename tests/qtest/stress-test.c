@@ -166,14 +166,17 @@ static void test_random_writer_storm(void)
                    " KiB; %" PRId64 " faults, %" PRId64 " waited",
                    rss_before, hwm, snap_bg_stat(info, "faults"),
                    snap_bg_stat(info, "waited-faults"));
-#ifndef __SANITIZE_THREAD__
+#if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
     g_assert_cmpint(hwm - rss_before, <=, (buffer + 32 * SNAP_MiB) / 1024);
 #else
     /*
-     * ThreadSanitizer keeps shadow memory for every byte the snapshot
-     * reads (several times the guest RAM), so RSS says nothing about
-     * snapvm's own memory here; the normal and ASan builds check the
-     * bound, and buffer-peak above is checked in every build.
+     * Sanitizers add memory of their own to snapvm's RSS: ThreadSanitizer
+     * shadow for every byte the snapshot reads (several times the guest
+     * RAM), AddressSanitizer shadow for the guest RAM the saver reads and
+     * a quarantine that keeps freed queue entries resident (42 MiB over
+     * RSS once, against the 36 MiB bound).  RSS says nothing about
+     * snapvm's own memory there; the normal build checks the bound, and
+     * buffer-peak above is checked in every build.
      */
 #endif
     snap_assert_guest_runs(src);
