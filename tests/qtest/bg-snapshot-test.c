@@ -12,6 +12,7 @@
  * the host range HMP "info ramblock" reports.
  */
 #include "libqtest.h"
+#include "snap-util.h"
 #include "sweep-check.h"
 
 #include <errno.h>
@@ -29,7 +30,6 @@
     "-object memory-backend-memfd,id=m1,size=20M " \
     "-numa node,memdev=m0 -numa node,memdev=m1"
 #define BUFFER_DEFAULT (-1)
-#define PAGEMAP_UFFD_WP (1ull << 57)
 /* How long a guest that runs may take to show it, and a snapshot to end. */
 #define PROGRESS_TIMEOUT_MS 20000
 #define SNAPSHOT_TIMEOUT_MS 120000
@@ -208,62 +208,6 @@ static void assert_guest_runs(QTestState *qts)
     }
 }
 
-/* ---- write protection, seen from outside the process ---- */
-
-/*
- * Guest RAM pages of @qts's process whose page table entry is uffd-wp
- * protected.  Host ranges from "info ramblock": the last column is the
- * host address, the one before it the size.
- */
-static uint64_t count_protected_pages(QTestState *qts)
-{
-    g_autofree char *table = qtest_hmp(qts, "info ramblock");
-    g_auto(GStrv) lines = g_strsplit(table, "\n", -1);
-    g_autofree char *path = g_strdup_printf("/proc/%d/pagemap",
-                                            (int)qtest_pid(qts));
-    int fd = open(path, O_RDONLY);
-    uint64_t protected = 0, blocks = 0;
-    const long page = sysconf(_SC_PAGESIZE);
-
-    g_assert_cmpint(fd, >=, 0);
-    for (char **l = lines + 1; *l && **l; l++) {
-        g_auto(GStrv) col = g_strsplit_set(g_strstrip(*l), " ", -1);
-        guint n = g_strv_length(col);
-        uint64_t hva, size;
-
-        g_assert_cmpuint(n, >=, 3);
-        hva = g_ascii_strtoull(col[n - 1], NULL, 16);
-        size = g_ascii_strtoull(col[n - 2], NULL, 16);
-        g_assert_cmpuint(hva % page, ==, 0);
-        g_assert_cmpuint(size, >, 0);
-        blocks++;
-        for (uint64_t off = 0; off < size;) {
-            uint64_t ent[4096];
-            uint64_t count = MIN(G_N_ELEMENTS(ent), (size - off) / page);
-            ssize_t got = pread(fd, ent, count * sizeof(ent[0]),
-                                (hva + off) / page * sizeof(ent[0]));
-
-            g_assert_cmpint(got, ==, (ssize_t)(count * sizeof(ent[0])));
-            for (uint64_t i = 0; i < count; i++) {
-                protected += !!(ent[i] & PAGEMAP_UFFD_WP);
-            }
-            off += count * page;
-        }
-    }
-    close(fd);
-    g_assert_cmpuint(blocks, >=, 1);
-    return protected;
-}
-
-static void assert_nothing_protected(QTestState *qts)
-{
-    uint64_t n = count_protected_pages(qts);
-
-    if (n) {
-        g_error("%" PRIu64 " guest pages are still write-protected", n);
-    }
-}
-
 /* ---- snapshot, restore, check ---- */
 
 /*
@@ -334,7 +278,7 @@ static JsonObject *snapshot_and_check(QTestState *src, const VMConfig *vm,
      * checks that the guest runs and faults with a bandwidth limit that
      * makes the snapshot long.
      */
-    assert_nothing_protected(src);
+    snap_assert_nothing_protected(src);
 
     restore_and_check(vm, file);
     g_unlink(file);
@@ -421,7 +365,7 @@ static void test_runs_during(gconstpointer opaque)
     g_autoptr(JsonObject) info = wait_migration_end(src);
     g_assert_cmpstr(migration_status(info), ==, "completed");
     assert_run_state(src, "running");
-    assert_nothing_protected(src);
+    snap_assert_nothing_protected(src);
     restore_and_check(&vm, file);
     qtest_quit(src);
 }
@@ -490,7 +434,7 @@ static void test_throttled(void)
     g_assert_cmpint(bg_stat(info, "wait-time-us"), >, 0);
     assert_run_state(src, "running");
     assert_guest_runs(src);
-    assert_nothing_protected(src);
+    snap_assert_nothing_protected(src);
     qtest_quit(src);
 }
 
@@ -514,7 +458,7 @@ static void check_recovered(QTestState *src, const VMConfig *vm,
     }
     assert_run_state(src, "running");
     assert_guest_runs(src);
-    assert_nothing_protected(src);
+    snap_assert_nothing_protected(src);
 
     set_params(src, 4 * MiB, 0);
     g_autoptr(JsonObject) again = snapshot_and_check(src, vm, true);
@@ -534,7 +478,7 @@ static void test_cancel(void)
     migrate(src, uri);
     wait_faulting(src);
     /* The pagemap check sees protection when there is some. */
-    g_assert_cmpuint(count_protected_pages(src), >, 0);
+    g_assert_cmpuint(snap_protected_pages(src), >, 0);
 
     gint64 t0 = g_get_monotonic_time();
     json_node_unref(qtest_qmp_assert_success(src,
@@ -680,7 +624,7 @@ static void test_stop_cont(void)
     g_autoptr(JsonObject) info = wait_migration_end(src);
     g_assert_cmpstr(migration_status(info), ==, "completed");
     assert_run_state(src, "running");
-    assert_nothing_protected(src);
+    snap_assert_nothing_protected(src);
     g_assert_cmpint(bg_stat(info, "waited-faults"), >, 0);
     restore_and_check(&vm, file);
     qtest_quit(src);
