@@ -117,19 +117,24 @@ bool fd_channel_writev_all(MigChannel *ch, const struct iovec *iov,
                              ch->description);
             return false;
         }
-        while (n > 0 && iovcnt > 0) {
-            if ((size_t)n >= cur->iov_len) {
-                n -= cur->iov_len;
-                cur++;
-                iovcnt--;
-            } else {
-                cur->iov_base = (char *)cur->iov_base + n;
-                cur->iov_len -= n;
-                n = 0;
-            }
-        }
+        fd_channel_iov_consume(&cur, &iovcnt, n);
     }
     return true;
+}
+
+void fd_channel_iov_consume(struct iovec **cur, int *iovcnt, size_t n)
+{
+    while (n > 0 && *iovcnt > 0) {
+        if (n >= (*cur)->iov_len) {
+            n -= (*cur)->iov_len;
+            (*cur)++;
+            (*iovcnt)--;
+        } else {
+            (*cur)->iov_base = (char *)(*cur)->iov_base + n;
+            (*cur)->iov_len -= n;
+            n = 0;
+        }
+    }
 }
 
 ssize_t fd_channel_read(MigChannel *ch, void *buf, size_t len, Error **errp)

@@ -39,6 +39,12 @@ bool fd_channel_writev_all(MigChannel *ch, const struct iovec *iov,
 ssize_t fd_channel_read(MigChannel *ch, void *buf, size_t len, Error **errp);
 void fd_channel_cancel(MigChannel *ch);
 
+/*
+ * Step *@cur and *@iovcnt past @n bytes a writev or pwritev wrote; the
+ * iovec the write stopped in is trimmed in place.
+ */
+void fd_channel_iov_consume(struct iovec **cur, int *iovcnt, size_t n);
+
 /* Plain descriptor (fd: transport). */
 MigChannel *mig_channel_new_fd(int fd, const char *description,
                                Error **errp);

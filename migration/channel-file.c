@@ -113,17 +113,7 @@ static bool file_pwritev_all(MigChannel *ch, const struct iovec *iov,
             return false;
         }
         offset += n;
-        while (n > 0) {
-            if ((size_t)n >= cur->iov_len) {
-                n -= cur->iov_len;
-                cur++;
-                iovcnt--;
-            } else {
-                cur->iov_base = (char *)cur->iov_base + n;
-                cur->iov_len -= n;
-                n = 0;
-            }
-        }
+        fd_channel_iov_consume(&cur, &iovcnt, n);
     }
     return true;
 }
