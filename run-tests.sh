@@ -7,8 +7,13 @@
 # "N passed, N failed", summed over all of them (a fuzz target counts as
 # one test).  Exit status: 0 only if nothing failed.
 #
-# SKIP_ASAN=1, SKIP_TSAN=1, SKIP_FUZZ=1 leave that part out (quicker while
-# developing); FUZZ_RUNS=N sets the inputs per fuzz target (20000).
+# Then it builds QEMU with this project's background-snapshot series
+# (qemu/build) and runs QEMU's migration qtests against it
+# (tests/qemu/run-qtests).
+#
+# SKIP_ASAN=1, SKIP_TSAN=1, SKIP_FUZZ=1, SKIP_QEMU=1 leave that part out
+# (quicker while developing); FUZZ_RUNS=N sets the inputs per fuzz target
+# (20000).
 # docs/devel/testing.md says what each part proves.
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -133,6 +138,21 @@ if [ "${SKIP_FUZZ:-0}" != 1 ]; then
         echo "=== fuzzing skipped: no clang (SKIP_FUZZ=1 says so quietly)"
         echo "0 0 2" >>"$summary"   # two targets skipped
     fi
+fi
+
+if [ "${SKIP_QEMU:-0}" != 1 ]; then
+    # QEMU with the background-snapshot series (qemu/patches): build it
+    # from Debian's source package, check the series with checkpatch and
+    # run QEMU's migration qtests, the series' own among them.
+    qemu_log=$(mktemp)
+    tests/qemu/run-qtests 2>&1 | tee "$qemu_log"
+    # The script's last line: "qemu: N passed, N failed, N skipped"
+    if ! tail -n 1 "$qemu_log" |
+         sed -n 's/^qemu: \([0-9]*\) passed, \([0-9]*\) failed, \([0-9]*\) skipped$/\1 \2 \3/p' |
+         grep . >>"$summary"; then
+        echo "0 1 0" >>"$summary"   # no summary line: count a failure
+    fi
+    rm -f "$qemu_log"
 fi
 
 read -r passed failed skipped < <(awk '{p += $1; f += $2; s += $3}
