@@ -10,6 +10,17 @@
  * serial port (0x3f8) after each pass, with RBX = the next page to
  * increment, exactly as tests/guest/a-b-sweep.S does with one vCPU.
  *
+ * For a host that reads guest memory (bench/qemu-bg-snapshot, with HMP
+ * xp), two u32 at guest-physical addresses, zeroed first thing:
+ *   0x7000  passes done (the clearing pass is not one)
+ *   0x7004  RAM_SIZE in MiB, written when the clearing pass is done:
+ *           until it reads so, the sweep has not started.
+ * From then on, with c = the counter, the first byte of a page below
+ * RBX is c + 1 and of one at or above RBX is c (mod 256), and the guest
+ * has done c + (RBX - 1 MiB) / (RAM_SIZE - 1 MiB) passes.  It holds
+ * between translation blocks, where TCG stops a vCPU: incb and add, and
+ * the counter's incl and the reset of RBX, each sit inside one.
+ *
  * Build-time constants (bench/run passes them with -D):
  *   RAM_SIZE  guest RAM in bytes (a multiple of 2 MiB)
  *   LOWMEM    how much of it QEMU's pc machine puts below 4 GiB; the rest
@@ -28,6 +39,8 @@
 #define NPDPT   ((RAM_SIZE + (1 << 30) - 1) >> 30)
 #define N2M     (RAM_SIZE >> 21)
 #define SWEEP_BASE 0x100000
+#define COUNTER 0x7000
+#define READY   0x7004
 
     .text
     .globl start
@@ -41,6 +54,9 @@ start:
     mov     $0x7c00, %sp
     ljmp    $0, $normalized        /* some BIOSes enter at 07c0:0000 */
 normalized:
+    xor     %eax, %eax              /* not what the BIOS left there */
+    mov     %eax, COUNTER
+    mov     %eax, READY
     in      $0x92, %al              /* fast A20 */
     or      $2, %al
     and     $0xfe, %al
@@ -124,15 +140,17 @@ clear:
     add     $4096, %rbx
     cmp     %r10, %rbx
     jb      clear
+    movl    $(RAM_SIZE >> 20), READY
     mov     %r9, %rbx
 sweep:
     incb    (%rbx)
     add     $4096, %rbx
     cmp     %r10, %rbx
     jb      sweep
+    incl    COUNTER
+    mov     %r9, %rbx
     mov     $'B', %al
     out     %al, %dx
-    mov     %r9, %rbx
     jmp     sweep
 
     .p2align 3

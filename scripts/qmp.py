@@ -35,23 +35,28 @@ class QMPClient:
         self.trace = trace
         self.events = []
         self.next_id = 1
+        self.timeout = timeout
+        self.buf = b""
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         self.sock.connect(path)
-        self.reader = self.sock.makefile("rb")
         self.greeting = self._read_message()
         if "QMP" not in self.greeting:
             raise QMPError("no QMP greeting: %r" % (self.greeting,))
         self.command("qmp_capabilities")
 
     def close(self):
-        self.reader.close()
         self.sock.close()
 
     def _read_message(self):
-        line = self.reader.readline()
-        if not line:
-            raise QMPError("snapvm closed the QMP connection")
+        # Buffered here rather than by a socket file, which is unusable
+        # after one timeout: wait_event() may time out and go on.
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(1 << 16)
+            if not chunk:
+                raise QMPError("snapvm closed the QMP connection")
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
         msg = json.loads(line)
         if self.trace:
             self.trace("<-", msg)
@@ -101,8 +106,10 @@ class QMPClient:
             self.sock.settimeout(left)
             try:
                 msg = self._read_message()
+            except socket.timeout:
+                continue            # the deadline check above raises
             finally:
-                self.sock.settimeout(timeout)
+                self.sock.settimeout(self.timeout)
             if "event" in msg:
                 self.events.append(msg)
 
@@ -116,15 +123,18 @@ class SnapVM:
     Leaving the block ends the process (SIGTERM, then SIGKILL) if it still
     runs, and removes the temporary directory unless @keep_dir.  @tmp_parent
     chooses where that directory (QMP socket, serial log) is made.
+    @qmp_timeout: seconds a command's reply may take (a pmemsave of
+    gigabytes takes several).
     """
 
     def __init__(self, binary, args, trace=None, keep_dir=False,
-                 start_timeout=10.0, tmp_parent=None):
+                 start_timeout=10.0, tmp_parent=None, qmp_timeout=10.0):
         self.binary = binary
         self.args = list(args)
         self.trace = trace
         self.keep_dir = keep_dir
         self.start_timeout = start_timeout
+        self.qmp_timeout = qmp_timeout
         self.dir = tempfile.mkdtemp(prefix="snapvm-", dir=tmp_parent)
         self.qmp_path = os.path.join(self.dir, "qmp.sock")
         self.serial_path = os.path.join(self.dir, "serial.log")
@@ -160,7 +170,8 @@ class SnapVM:
                                    % self.proc.returncode)
             if os.path.exists(self.qmp_path):
                 try:
-                    self.qmp = QMPClient(self.qmp_path, trace=self.trace)
+                    self.qmp = QMPClient(self.qmp_path, trace=self.trace,
+                                         timeout=self.qmp_timeout)
                     return
                 except (ConnectionRefusedError, FileNotFoundError):
                     pass
