@@ -158,9 +158,16 @@ static void test_random_writer_storm(void)
     if (strcmp(snap_status(info), "completed")) {
         g_error("storm: %s (%s)", snap_status(info), snap_error_desc(info));
     }
-    /* Throttled, not frozen: it wrote on while the snapshot ran. */
-    g_assert_cmpuint(qtest_serial_size(src), >, serial_mid);
+    /*
+     * Throttled, not frozen.  Whether the guest printed anything between
+     * its first wait and the end depends on the scheduler (a CI run saw
+     * the snapshot end first, 23 bytes both times), so what is asserted
+     * is that its vCPU waited on the stream and that it runs on after.
+     */
+    g_test_message("storm: serial %zu bytes at the first wait, %zu at the "
+                   "end", serial_mid, qtest_serial_size(src));
     g_assert_cmpint(snap_bg_stat(info, "waited-faults"), >, 0);
+    snap_assert_guest_runs(src);
     g_assert_cmpint(snap_bg_stat(info, "buffer-peak"), <=, buffer);
     g_test_message("storm: RSS %" PRId64 " KiB before, peak %" PRId64
                    " KiB; %" PRId64 " faults, %" PRId64 " waited",
