@@ -74,15 +74,18 @@ def huge_pages_bytes(pid, ranges):
 
 
 def guest_ram_ranges_from_maps(pid, ram_bytes):
-    """[(start, length)] of the anonymous mappings of @pid at least half
-    as large as the guest's RAM: guest RAM, for a VMM (QEMU) whose
-    'info ramblock' gives no host address."""
+    """[(start, length)] of the anonymous, non-executable mappings of
+    @pid at least half as large as the guest's RAM: guest RAM, for a VMM
+    (QEMU) whose 'info ramblock' gives no host address.  TCG's code
+    buffer is anonymous and about 1 GiB too, but executable (rwxp): it
+    is left out, or a 1 GiB guest would count its huge pages twice."""
     ranges = []
     with open("/proc/%d/maps" % pid) as f:
         for line in f:
             cols = line.split()
             lo, hi = (int(x, 16) for x in cols[0].split("-"))
-            if len(cols) < 6 and hi - lo >= ram_bytes // 2:
+            if len(cols) < 6 and "x" not in cols[1] and \
+                    hi - lo >= ram_bytes // 2:
                 ranges.append((lo, hi - lo))
     return ranges
 
