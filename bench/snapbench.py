@@ -231,13 +231,16 @@ def wait_passes(sampler, count, timeout):
         time.sleep(0.02)
 
 
-def wait_migration(qmp, timeout, poll=0.01):
-    """Poll query-migrate until it ends; return the last answer."""
+def wait_migration(qmp, timeout, poll=0.01, during=None):
+    """Poll query-migrate until it ends; return the last answer.
+    @during, if given, is called with each answer while it runs."""
     deadline = time.monotonic() + timeout
     while True:
         info = qmp.command("query-migrate")
         if info.get("status") in ("completed", "failed", "cancelled"):
             return info
+        if during:
+            during(info)
         if time.monotonic() > deadline:
             try:
                 qmp.command("migrate_cancel")

@@ -14,13 +14,17 @@ import os
 import re
 import struct
 import subprocess
+import sys
 import time
 
-from qmp import QMPError, SnapVM
-
-MiB = 1 << 20
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from qmp import QMPError, SnapVM  # noqa: E402,F401
+from snapbench import wait_migration  # noqa: E402
+
+MiB = 1 << 20
 
 COUNTERS_MAGIC = 0x736e617067756573
 READY_RE = re.compile(rb"snapguest: ready mode=(\w+) mib=(\d+) pages=(\d+) "
@@ -29,7 +33,7 @@ BAD_RE = re.compile(rb"snapguest: BAD [^\r\n]*")
 PASS_RE = re.compile(rb"snapguest: \w+ pass (\d+) ok")
 
 
-class GuestError(Exception):
+class GuestError(RuntimeError):
     """The guest did not do what its workload promises."""
 
 
@@ -193,26 +197,6 @@ def target_uri(target, path):
 
 def load_uri(target, path):
     return "file:" + path if target == "file" else "exec:cat " + path
-
-
-def wait_migration(qmp, timeout, poll=0.02, during=None):
-    """Poll query-migrate until the migration ends; the last answer.
-    @during, if given, is called on every poll while it runs."""
-    deadline = time.monotonic() + timeout
-    while True:
-        info = qmp.command("query-migrate")
-        if info.get("status") in ("completed", "failed", "cancelled"):
-            return info
-        if during:
-            during(info)
-        if time.monotonic() > deadline:
-            try:
-                qmp.command("migrate_cancel")
-            except QMPError:
-                pass
-            raise GuestError("migration still %s after %.0f s"
-                             % (info.get("status"), timeout))
-        time.sleep(poll)
 
 
 def background_snapshot(guest, target, path, timeout):

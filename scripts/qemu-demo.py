@@ -23,6 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import linuxguest as lg  # noqa: E402
+import snapbench as sb  # noqa: E402
 
 MiB = 1 << 20
 
@@ -49,21 +50,8 @@ class Checks:
 
 def huge_mib(pid, mem_mib):
     """MiB of the guest's RAM QEMU has on transparent huge pages."""
-    total = 0
-    inside = False
-    with open("/proc/%d/smaps" % pid) as f:
-        for line in f:
-            head = line.split()[0]
-            if "-" in head and ":" not in head:
-                lo, hi = (int(x, 16) for x in head.split("-"))
-                # Guest RAM is one private read-write mapping of its size
-                # (TCG's code buffer is as large, but executable).
-                perms = line.split()[1]
-                inside = perms == "rw-p" and \
-                    mem_mib * MiB <= hi - lo <= (mem_mib + 16) * MiB
-            elif inside and head == "AnonHugePages:":
-                total += int(line.split()[1])
-    return total / 1024
+    ranges = sb.guest_ram_ranges_from_maps(pid, mem_mib * MiB)
+    return sb.huge_pages_bytes(pid, ranges) / MiB
 
 
 def one_target(c, args, guest, target, workdir):
