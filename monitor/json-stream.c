@@ -11,7 +11,14 @@ struct JsonStream {
     void *opaque;
 
     GString *buf;       /* the value being collected */
-    unsigned depth;     /* open braces and brackets */
+    /*
+     * Open braces and brackets, counted apart as QEMU's streamer does: a
+     * closer of the wrong kind drives its own count negative and ends the
+     * value at once (the parser then reports it), instead of closing an
+     * opener of the other kind and leaving the client waiting for ever.
+     */
+    int braces;
+    int brackets;
     bool in_string;
     bool escaped;       /* the previous byte in a string was a backslash */
     bool in_word;       /* a top-level number, keyword or garbage */
@@ -59,10 +66,17 @@ static bool ends_word(char c)
     return is_json_space(c) || strchr("{}[]\",:", c) != NULL;
 }
 
+static bool at_top_level(JsonStream *js)
+{
+    return js->braces == 0 && js->brackets == 0;
+}
+
 static void value_done(JsonStream *js)
 {
     bool skipped = js->skipping;
 
+    js->braces = 0;
+    js->brackets = 0;
     js->in_word = false;
     js->skipping = false;
     if (!skipped) {
@@ -92,7 +106,7 @@ static void feed_structured(JsonStream *js, char c)
             js->escaped = true;
         } else if (c == '"') {
             js->in_string = false;
-            if (js->depth == 0) {
+            if (at_top_level(js)) {
                 value_done(js);
             }
         }
@@ -104,8 +118,9 @@ static void feed_structured(JsonStream *js, char c)
         break;
     case '{':
     case '[':
-        js->depth++;
-        if (js->depth > js->max_depth && !js->skipping) {
+        *(c == '{' ? &js->braces : &js->brackets) += 1;
+        if ((unsigned)(js->braces + js->brackets) > js->max_depth &&
+            !js->skipping) {
             Error *err = NULL;
             error_setg(&err, "JSON parse error, too deeply nested"
                        " (limit %u levels)", js->max_depth);
@@ -113,12 +128,15 @@ static void feed_structured(JsonStream *js, char c)
         }
         break;
     case '}':
-    case ']':
-        js->depth--;
-        if (js->depth == 0) {
+    case ']': {
+        int *count = c == '}' ? &js->braces : &js->brackets;
+
+        *count -= 1;
+        if (*count < 0 || at_top_level(js)) {
             value_done(js);
         }
         break;
+    }
     }
 }
 
@@ -135,7 +153,7 @@ static void feed_byte(JsonStream *js, char c)
         /* @c starts something new: fall through to the top level. */
     }
 
-    if (js->depth == 0 && !js->in_string) {
+    if (at_top_level(js) && !js->in_string) {
         if (is_json_space(c)) {
             return;
         }

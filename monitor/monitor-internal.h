@@ -13,7 +13,10 @@
 #define MONITOR_MAX_OUTBUF (16 * MiB)
 /* An HMP line longer than this is refused. */
 #define HMP_MAX_LINE (64 * KiB)
-/* Connections beyond this per listening socket are closed at once. */
+/*
+ * Connections beyond this per listening socket get one error message and
+ * are closed.
+ */
 #define MONITOR_MAX_CLIENTS 64
 /*
  * SCM_RIGHTS descriptors a QMP session holds for getfd at most; beyond

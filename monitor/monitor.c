@@ -419,6 +419,33 @@ static void monitor_start(Monitor *mon, int in_fd, int out_fd, bool nonblock)
     }
 }
 
+/*
+ * One client too many: say why before closing, so that it does not take
+ * the hang-up for a crash.  QEMU keeps such clients waiting instead; a
+ * bounded number of sessions is what we chose (docs/devel/qmp.md).  The
+ * socket is new and non-blocking, so the short message goes out at once
+ * or not at all: it never stalls the main loop.
+ */
+static void listener_refuse(MonitorListener *lis, int client)
+{
+    g_autofree char *msg = NULL;
+
+    if (lis->kind == MONITOR_QMP) {
+        msg = g_strdup_printf("{\"error\": {\"class\": \"GenericError\", "
+                              "\"desc\": \"too many monitor clients "
+                              "(limit %d), connection closed\"}}\r\n",
+                              MONITOR_MAX_CLIENTS);
+    } else {
+        msg = g_strdup_printf("Error: too many monitor clients (limit %d),"
+                              " connection closed\r\n",
+                              MONITOR_MAX_CLIENTS);
+    }
+    if (send(client, msg, strlen(msg), MSG_NOSIGNAL) < 0) {
+        /* Nothing to do: the client is being closed either way. */
+    }
+    close(client);
+}
+
 static gboolean listener_accept(gint fd, GIOCondition cond, gpointer opaque)
 {
     MonitorListener *lis = opaque;
@@ -429,7 +456,7 @@ static gboolean listener_accept(gint fd, GIOCondition cond, gpointer opaque)
         return G_SOURCE_CONTINUE;
     }
     if (lis->clients >= MONITOR_MAX_CLIENTS) {
-        close(client);
+        listener_refuse(lis, client);
         return G_SOURCE_CONTINUE;
     }
     lis->clients++;

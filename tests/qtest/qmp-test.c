@@ -8,7 +8,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 static QTestState *start_vm(void)
@@ -266,6 +268,110 @@ static void test_too_deep_message_resyncs(void)
                 "JSON parse error, too deeply nested...");
     after = qtest_qmp(qts, "{\"execute\": \"query-status\", \"id\": 8}");
     g_assert_cmpint(json_object_get_int_member(after, "id"), ==, 8);
+    qtest_quit(qts);
+}
+
+/*
+ * Braces and brackets are counted apart, as QEMU does: a closer of the
+ * wrong kind is answered with a parse error at once, not with silence.
+ */
+static void test_mismatched_closer_answers_at_once(void)
+{
+    QTestState *qts = start_vm();
+    static const char bad[] = "{\"execute\": \"query-status\", "
+                              "\"arguments\": {]\n";
+    g_autoptr(JsonObject) reply = NULL, after = NULL;
+
+    qtest_qmp_send_raw(qts, bad, strlen(bad));
+    reply = qtest_qmp_receive_timeout(qts, 5000);
+    g_assert_nonnull(reply);
+    assert_desc(qtest_reply_error_desc(reply, "GenericError"),
+                "JSON parse error, ...");
+    after = qtest_qmp(qts, "{\"execute\": \"query-status\", \"id\": 9}");
+    g_assert_cmpint(json_object_get_int_member(after, "id"), ==, 9);
+    qtest_quit(qts);
+}
+
+static int connect_unix(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpuint(strlen(path), <, sizeof(sa.sun_path));
+    strcpy(sa.sun_path, path);
+    g_assert_cmpint(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
+    return fd;
+}
+
+/* Everything @fd receives until the server closes it (or 5 s pass). */
+static char *read_until_closed(int fd)
+{
+    GString *got = g_string_new(NULL);
+    gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    char buf[512];
+
+    while (g_get_monotonic_time() < deadline && poll(&pfd, 1, 100) >= 0) {
+        ssize_t n;
+
+        if (!(pfd.revents & (POLLIN | POLLHUP))) {
+            continue;
+        }
+        n = read(fd, buf, sizeof(buf));
+        if (n <= 0) {
+            break;
+        }
+        g_string_append_len(got, buf, n);
+    }
+    return g_string_free(got, FALSE);
+}
+
+/* The client past the limit is told why, then closed; the others go on. */
+static void test_client_over_limit_is_told(void)
+{
+    QTestState *qts = start_vm();
+    /* The test's own connection counts: 63 more reach the limit of 64. */
+    QTestState *more[63];
+    g_autofree char *said = NULL;
+    g_autoptr(JsonParser) parser = json_parser_new();
+    JsonObject *err;
+    bool served = false;
+    int extra;
+
+    for (guint i = 0; i < G_N_ELEMENTS(more); i++) {
+        more[i] = qtest_client_new(qts, false);
+    }
+    extra = connect_unix(qtest_qmp_socket_path(qts));
+    said = read_until_closed(extra);
+    close(extra);
+    g_assert_true(g_str_has_suffix(said, "\r\n"));
+    g_assert_true(json_parser_load_from_data(parser, said, -1, NULL));
+    err = json_object_get_object_member(
+        json_node_get_object(json_parser_get_root(parser)), "error");
+    g_assert_cmpstr(json_object_get_string_member(err, "class"), ==,
+                    "GenericError");
+    g_assert_cmpstr(json_object_get_string_member(err, "desc"), ==,
+                    "too many monitor clients (limit 64), connection closed");
+
+    /* A place freed is a place taken (once the server saw the close). */
+    qtest_quit(more[0]);
+    for (int tries = 0; tries < 50 && !served; tries++) {
+        char buf[6] = "";
+        struct pollfd pfd;
+
+        g_usleep(20 * 1000);
+        extra = connect_unix(qtest_qmp_socket_path(qts));
+        pfd = (struct pollfd) { .fd = extra, .events = POLLIN };
+        served = poll(&pfd, 1, 5000) == 1 && read(extra, buf, 5) == 5 &&
+                 !strcmp(buf, "{\"QMP");
+        close(extra);
+    }
+    g_assert_true(served);
+    for (guint i = 1; i < G_N_ELEMENTS(more); i++) {
+        qtest_quit(more[i]);
+    }
+    assert_still_answers(qts);
     qtest_quit(qts);
 }
 
@@ -691,6 +797,10 @@ int main(int argc, char **argv)
                     test_over_long_message_resyncs);
     g_test_add_func("/qmp/limits/too-deep-message-resyncs",
                     test_too_deep_message_resyncs);
+    g_test_add_func("/qmp/framing/mismatched-closer-answers-at-once",
+                    test_mismatched_closer_answers_at_once);
+    g_test_add_func("/qmp/clients/over-limit-is-told",
+                    test_client_over_limit_is_told);
     g_test_add_func("/qmp/clients/close-mid-message",
                     test_client_closing_mid_message);
     g_test_add_func("/qmp/clients/events-reach-every-client",

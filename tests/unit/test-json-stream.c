@@ -176,6 +176,30 @@ static void test_depth_at_limit_passes(void)
     assert_texts(got, want);
 }
 
+/*
+ * A closer of the wrong kind ends the message at once, as in QEMU, so the
+ * client gets its parse error instead of waiting for ever; the next
+ * message is read normally.
+ */
+static void test_mismatched_closer_ends_message(void)
+{
+    const char *input = "{\"execute\": \"query-status\", "
+                        "\"arguments\": {]\n"
+                        "[1, 2}\n"
+                        "{\"execute\": \"stop\"}";
+    const char *const want[] = {
+        "{\"execute\": \"query-status\", \"arguments\": {]",
+        "[1, 2}",
+        "{\"execute\": \"stop\"}",
+        NULL
+    };
+
+    for (size_t chunk = 1; chunk <= strlen(input); chunk += 7) {
+        g_autoptr(GPtrArray) got = split(input, chunk);
+        assert_texts(got, want);
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -189,6 +213,8 @@ int main(int argc, char **argv)
                     test_incomplete_is_held);
     g_test_add_func("/json-stream/split/top-level-scalars",
                     test_top_level_scalars_and_garbage);
+    g_test_add_func("/json-stream/split/mismatched-closer-ends-message",
+                    test_mismatched_closer_ends_message);
     g_test_add_func("/json-stream/limit/over-long-resyncs",
                     test_over_long_then_resync);
     g_test_add_func("/json-stream/limit/too-deep-resyncs",
