@@ -52,8 +52,15 @@ MigChannel *mig_channel_new_fd(int fd, const char *description,
 /* Transports, each in its channel-*.c; @target is the URI after "xxx:". */
 MigChannel *mig_channel_exec_outgoing(const char *command, Error **errp);
 MigChannel *mig_channel_exec_incoming(const char *command, Error **errp);
-MigChannel *mig_channel_file_outgoing(const char *path, Error **errp);
-MigChannel *mig_channel_file_incoming(const char *path, Error **errp);
+/*
+ * file: with @offset > 0 starts the stream that far into the file (the
+ * bytes before it are kept on the way out) and has no positional I/O, so
+ * mapped-ram is refused there.
+ */
+MigChannel *mig_channel_file_outgoing(const char *path, uint64_t offset,
+                                      Error **errp);
+MigChannel *mig_channel_file_incoming(const char *path, uint64_t offset,
+                                      Error **errp);
 MigChannel *mig_channel_unix_outgoing(const char *path, Error **errp);
 MigChannel *mig_channel_unix_incoming(const char *path, Error **errp);
 MigChannel *mig_channel_tcp_outgoing(const char *hostport, Error **errp);

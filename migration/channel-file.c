@@ -263,11 +263,70 @@ static const MigChannelOps file_ops = {
     .dup_fd = file_dup_fd,
 };
 
-MigChannel *mig_channel_file_outgoing(const char *path, Error **errp)
+/*
+ * The stream of a file: URI with an offset starts there: no positional
+ * I/O, whose offsets would be the stream's and not the file's.
+ */
+static const MigChannelOps file_at_offset_ops = {
+    .writev_all = fd_channel_writev_all,
+    .read = fd_channel_read,
+    .close = file_close,
+    .abort = file_abort,
+    .cancel = fd_channel_cancel,
+};
+
+static char *file_description(const char *path, uint64_t offset)
+{
+    return offset ? g_strdup_printf("file:%s,offset=%" PRIu64, path, offset)
+                  : g_strdup_printf("file:%s", path);
+}
+
+/*
+ * Give the new file @fd the first @offset bytes of the file being
+ * replaced (zeros past its end, or without one), and put the stream
+ * after them, as QEMU does when it truncates the file to the offset.
+ */
+static bool file_keep_head(int fd, const char *path, uint64_t offset,
+                           const char *desc, Error **errp)
+{
+    int old = open(path, O_RDONLY | O_CLOEXEC);
+    uint64_t done = 0;
+    char buf[64 * 1024];
+
+    while (old >= 0 && done < offset) {
+        ssize_t n = pread(old, buf, MIN(sizeof(buf), offset - done), done);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;      /* its end: the rest of the head stays zero */
+        }
+        if (pwrite(fd, buf, n, done) != n) {
+            error_setg_errno(errp, errno, "%s: cannot keep the bytes before "
+                             "the offset", desc);
+            close(old);
+            return false;
+        }
+        done += n;
+    }
+    if (old >= 0) {
+        close(old);
+    }
+    if (ftruncate(fd, offset) < 0 || lseek(fd, offset, SEEK_SET) < 0) {
+        error_setg_errno(errp, errno, "%s: cannot start the stream at the "
+                         "offset", desc);
+        return false;
+    }
+    return true;
+}
+
+MigChannel *mig_channel_file_outgoing(const char *path, uint64_t offset,
+                                      Error **errp)
 {
     g_autofree char *dir = g_path_get_dirname(path);
     g_autofree char *base = g_path_get_basename(path);
-    g_autofree char *desc = g_strdup_printf("file:%s", path);
+    g_autofree char *desc = file_description(path, offset);
 
     if (!*path) {
         error_setg(errp, "file: needs a path");
@@ -286,11 +345,18 @@ MigChannel *mig_channel_file_outgoing(const char *path, Error **errp)
         g_free(tmp_path);
         return NULL;
     }
+    if (offset && !file_keep_head(fd, path, offset, desc, errp)) {
+        close(fd);
+        unlink(tmp_path);
+        g_free(tmp_path);
+        return NULL;
+    }
     FileChannel *f = g_new0(FileChannel, 1);
     f->direct_fd = -1;
     f->path = g_strdup(path);
     f->tmp_path = tmp_path;
-    if (!fd_channel_init(&f->fdc, &file_ops, fd, desc, errp)) {
+    if (!fd_channel_init(&f->fdc, offset ? &file_at_offset_ops : &file_ops,
+                         fd, desc, errp)) {
         unlink(tmp_path);
         file_free(f);
         return NULL;
@@ -298,19 +364,28 @@ MigChannel *mig_channel_file_outgoing(const char *path, Error **errp)
     return &f->fdc.parent;
 }
 
-MigChannel *mig_channel_file_incoming(const char *path, Error **errp)
+MigChannel *mig_channel_file_incoming(const char *path, uint64_t offset,
+                                      Error **errp)
 {
-    g_autofree char *desc = g_strdup_printf("file:%s", path);
+    g_autofree char *desc = file_description(path, offset);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
 
     if (fd < 0) {
         error_setg_errno(errp, errno, "%s: cannot open", desc);
         return NULL;
     }
+    if (offset && (fstat(fd, &st) < 0 || (uint64_t)st.st_size < offset ||
+                   lseek(fd, offset, SEEK_SET) < 0)) {
+        error_setg(errp, "%s: the offset is past the end of the file", desc);
+        close(fd);
+        return NULL;
+    }
     FileChannel *f = g_new0(FileChannel, 1);
     f->direct_fd = -1;
     f->path = g_strdup(path);
-    if (!fd_channel_init(&f->fdc, &file_ops, fd, desc, errp)) {
+    if (!fd_channel_init(&f->fdc, offset ? &file_at_offset_ops : &file_ops,
+                         fd, desc, errp)) {
         file_free(f);
         return NULL;
     }

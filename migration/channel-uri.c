@@ -138,9 +138,65 @@ static const char *uri_strip(const char *uri, const char *prefix)
     return strncmp(uri, prefix, n) ? NULL : uri + n;
 }
 
+/*
+ * file:PATH[,offset=N], as QEMU 8.2+ reads it: the stream starts N bytes
+ * into the file.  N is decimal or 0x-hexadecimal.  Any other ",KEY=" in
+ * the path is refused rather than taken as part of the file name.
+ */
+bool mig_uri_parse_file(const char *spec, char **path, uint64_t *offset,
+                        Error **errp)
+{
+    const char *opts = NULL;
+
+    *offset = 0;
+    for (const char *c = strchr(spec, ','); c; c = strchr(c + 1, ',')) {
+        size_t key = strspn(c + 1, "abcdefghijklmnopqrstuvwxyz-_");
+
+        if (key && c[1 + key] == '=') {
+            opts = c;
+            break;
+        }
+    }
+    if (!opts) {
+        *path = g_strdup(spec);
+        return true;
+    }
+    g_auto(GStrv) items = g_strsplit(opts + 1, ",", -1);
+    for (char **it = items; *it; it++) {
+        const char *val = g_str_has_prefix(*it, "offset=") ? *it + 7 : NULL;
+        char *end;
+
+        if (!val) {
+            g_autofree char *key = g_strndup(*it, strcspn(*it, "="));
+            error_setg(errp, "file: migration URI option '%s' is not "
+                       "supported (only offset=N)", key);
+            return false;
+        }
+        errno = 0;
+        *offset = g_ascii_strtoull(val, &end, 0);
+        if (!g_ascii_isdigit(*val) || *end || errno) {
+            error_setg(errp, "file: migration URI option 'offset' expects "
+                       "a number of bytes (decimal or 0x hexadecimal), not "
+                       "'%s'", val);
+            return false;
+        }
+    }
+    *path = g_strndup(spec, opts - spec);
+    return true;
+}
+
 bool mig_uri_check(const char *uri, MigFdStore *fds, Error **errp)
 {
     const char *arg;
+
+    if ((arg = uri_strip(uri, "file:"))) {
+        g_autofree char *path = NULL;
+        uint64_t offset;
+
+        if (!mig_uri_parse_file(arg, &path, &offset, errp)) {
+            return false;
+        }
+    }
 
     if ((arg = uri_strip(uri, "exec:")) || (arg = uri_strip(uri, "file:")) ||
         (arg = uri_strip(uri, "unix:")) || (arg = uri_strip(uri, "tcp:"))) {
@@ -176,7 +232,13 @@ MigChannel *mig_channel_open_outgoing(const char *uri, MigFdStore *fds,
         return mig_channel_exec_outgoing(arg, errp);
     }
     if ((arg = uri_strip(uri, "file:"))) {
-        return mig_channel_file_outgoing(arg, errp);
+        g_autofree char *path = NULL;
+        uint64_t offset;
+
+        if (!mig_uri_parse_file(arg, &path, &offset, errp)) {
+            return NULL;
+        }
+        return mig_channel_file_outgoing(path, offset, errp);
     }
     if ((arg = uri_strip(uri, "unix:"))) {
         return mig_channel_unix_outgoing(arg, errp);
@@ -199,7 +261,13 @@ MigChannel *mig_channel_open_incoming(const char *uri, MigFdStore *fds,
         return mig_channel_exec_incoming(arg, errp);
     }
     if ((arg = uri_strip(uri, "file:"))) {
-        return mig_channel_file_incoming(arg, errp);
+        g_autofree char *path = NULL;
+        uint64_t offset;
+
+        if (!mig_uri_parse_file(arg, &path, &offset, errp)) {
+            return NULL;
+        }
+        return mig_channel_file_incoming(path, offset, errp);
     }
     if ((arg = uri_strip(uri, "unix:"))) {
         return mig_channel_unix_incoming(arg, errp);

@@ -71,6 +71,20 @@ bool mapped_ram_check_uri(const char *uri, bool mapped_ram, bool direct_io,
                    uri);
         return false;
     }
+    if (mapped_ram) {
+        g_autofree char *path = NULL;
+        uint64_t offset;
+
+        if (!mig_uri_parse_file(uri + 5, &path, &offset, errp)) {
+            return false;
+        }
+        if (offset) {
+            error_setg(errp, "Capability 'mapped-ram' cannot be used with a "
+                       "file: offset (its page offsets would be the "
+                       "stream's, not the file's, unlike QEMU's)");
+            return false;
+        }
+    }
     return true;
 }
 

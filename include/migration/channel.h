@@ -146,5 +146,8 @@ MigChannel *mig_channel_open_outgoing(const char *uri, MigFdStore *fds,
                                       Error **errp);
 MigChannel *mig_channel_open_incoming(const char *uri, MigFdStore *fds,
                                       Error **errp);
+/* The PATH and offset of "file:" URI text @spec (what follows "file:"). */
+bool mig_uri_parse_file(const char *spec, char **path, uint64_t *offset,
+                        Error **errp);
 
 #endif

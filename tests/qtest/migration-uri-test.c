@@ -1,0 +1,138 @@
+/*
+ * What QEMU clients put in migration URIs: file: with ",offset=" (both
+ * ways, and what is refused beside it).  Only libqtest: the shared
+ * migration helpers are not used here.
+ */
+#include "libqtest.h"
+
+#include <string.h>
+#include <glib/gstdio.h>
+
+#define OFFSET 4096
+
+static QTestState *start_idle(const char *extra)
+{
+    g_autofree char *idle = qtest_guest_path("idle");
+
+    return qtest_initf("-m 32M -kernel %s %s", idle, extra);
+}
+
+static char *migrate_status(QTestState *qts)
+{
+    g_autoptr(JsonNode) ret = qtest_qmp_assert_success(
+        qts, "{\"execute\": \"query-migrate\"}");
+    JsonObject *o = json_node_get_object(ret);
+
+    return g_strdup(json_object_get_string_member(o, "status"));
+}
+
+/* Poll query-migrate until it reads @want (or fail on 'failed'). */
+static void wait_migration(QTestState *qts, const char *want)
+{
+    gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+
+    for (;;) {
+        g_autofree char *status = migrate_status(qts);
+
+        if (!strcmp(status, want)) {
+            return;
+        }
+        g_assert_cmpstr(status, !=, "failed");
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(20 * 1000);
+    }
+}
+
+static void migrate_ok(QTestState *qts, const char *uri)
+{
+    g_autofree char *quoted = qtest_json_quote(uri);
+    g_autoptr(JsonNode) ret = qtest_qmp_assert_success(
+        qts, "{\"execute\": \"migrate\", \"arguments\": {\"uri\": %s}}",
+        quoted);
+}
+
+static const char *migrate_error(QTestState *qts, const char *uri,
+                                 JsonObject **reply)
+{
+    g_autofree char *quoted = qtest_json_quote(uri);
+
+    *reply = qtest_qmp(qts, "{\"execute\": \"migrate\", \"arguments\": "
+                       "{\"uri\": %s}}", quoted);
+    return qtest_reply_error_desc(*reply, "GenericError");
+}
+
+/*
+ * file:PATH,offset=N writes the stream N bytes into PATH, keeping what
+ * was there before N, and -incoming with the same URI reads it back.
+ */
+static void test_file_offset_round_trip(void)
+{
+    QTestState *src = start_idle("");
+    g_autofree char *path = g_build_filename(qtest_tmpdir(src), "vm.snap",
+                                             NULL);
+    g_autofree char *uri = g_strdup_printf("file:%s,offset=0x%x", path,
+                                           OFFSET);
+    g_autofree char *head = g_malloc(OFFSET);
+    g_autofree char *got = NULL;
+    gsize len;
+
+    memset(head, 'h', OFFSET);
+    g_assert_true(g_file_set_contents(path, head, OFFSET, NULL));
+    g_autoptr(JsonNode) r = qtest_qmp_assert_success(
+        src, "{\"execute\": \"stop\"}");
+    migrate_ok(src, uri);
+    wait_migration(src, "completed");
+
+    g_assert_true(g_file_get_contents(path, &got, &len, NULL));
+    g_assert_cmpuint(len, >, OFFSET + 4);
+    g_assert_true(memcmp(got, head, OFFSET) == 0);
+    g_assert_true(memcmp(got + OFFSET, "QEVM", 4) == 0);
+    /* No file named after the option. */
+    g_autofree char *literal = g_strdup_printf("%s,offset=0x%x", path,
+                                               OFFSET);
+    g_assert_false(g_file_test(literal, G_FILE_TEST_EXISTS));
+
+    g_autofree char *incoming = g_strdup_printf("-S -incoming %s", uri);
+    QTestState *dst = start_idle(incoming);
+    wait_migration(dst, "completed");
+    qtest_quit(dst);
+    qtest_quit(src);
+}
+
+/* Other options, bad numbers, and mapped-ram with an offset: refused. */
+static void test_file_options_refused(void)
+{
+    QTestState *qts = start_idle("-S");
+    g_autofree char *path = g_build_filename(qtest_tmpdir(qts), "x.snap",
+                                             NULL);
+    g_autofree char *bad_key = g_strdup_printf("file:%s,mode=0600", path);
+    g_autofree char *bad_num = g_strdup_printf("file:%s,offset=4k", path);
+    g_autofree char *offset = g_strdup_printf("file:%s,offset=4096", path);
+    g_autoptr(JsonObject) r1 = NULL, r2 = NULL, r3 = NULL;
+
+    g_assert_cmpstr(migrate_error(qts, bad_key, &r1), ==,
+                    "file: migration URI option 'mode' is not supported "
+                    "(only offset=N)");
+    g_assert_cmpstr(migrate_error(qts, bad_num, &r2), ==,
+                    "file: migration URI option 'offset' expects a number "
+                    "of bytes (decimal or 0x hexadecimal), not '4k'");
+    g_autoptr(JsonNode) caps = qtest_qmp_assert_success(qts,
+        "{\"execute\": \"migrate-set-capabilities\", \"arguments\": "
+        "{\"capabilities\": [{\"capability\": \"mapped-ram\", "
+        "\"state\": true}]}}");
+    g_assert_nonnull(strstr(migrate_error(qts, offset, &r3),
+                            "'mapped-ram' cannot be used with a file: "
+                            "offset"));
+    g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
+    qtest_quit(qts);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/migration-uri/file/offset-round-trip",
+                    test_file_offset_round_trip);
+    g_test_add_func("/migration-uri/file/other-options-refused",
+                    test_file_options_refused);
+    return g_test_run();
+}
