@@ -153,9 +153,8 @@ bool migration_set_capability(MigrationState *s, const char *name, bool on,
     int cap = migration_capability_from_name(name);
 
     if (cap < 0) {
-        error_setg(errp, "Parameter 'capability' does not accept value '%s'",
-                   name);
-        return false;
+        return migration_capability_check_unknown(name, on, errp) &&
+               !migration_options_locked(s, errp);
     }
     if (migration_options_locked(s, errp)) {
         return false;
@@ -200,9 +199,12 @@ static JsonNode *qmp_migrate_set_capabilities(JsonObject *args, void *opaque,
         }
         int cap = migration_capability_from_name(json_node_get_string(name));
         if (cap < 0) {
-            error_setg(errp, "Parameter 'capability' does not accept value "
-                       "'%s'", json_node_get_string(name));
-            return NULL;
+            if (!migration_capability_check_unknown(
+                    json_node_get_string(name), json_node_get_boolean(state),
+                    errp)) {
+                return NULL;
+            }
+            continue;
         }
         caps[cap] = json_node_get_boolean(state);
     }

@@ -51,6 +51,39 @@ int migration_capability_from_name(const char *name)
     return -1;
 }
 
+/*
+ * QEMU's capabilities (10.0, plus the removed 'block' and 'compress')
+ * that snapvm does not implement.  A client that turns a list of them
+ * off must not fail: off is accepted and changes nothing; on is refused
+ * by name.
+ */
+static const char *const qemu_only_capabilities[] = {
+    "xbzrle", "rdma-pin-all", "auto-converge", "zero-blocks",
+    "postcopy-ram", "x-colo", "release-ram", "block", "return-path",
+    "pause-before-switchover", "multifd", "dirty-bitmaps",
+    "postcopy-blocktime", "late-block-activate", "x-ignore-shared",
+    "validate-uuid", "zero-copy-send", "postcopy-preempt", "switchover-ack",
+    "dirty-limit", "compress",
+};
+
+bool migration_capability_check_unknown(const char *name, bool on,
+                                        Error **errp)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(qemu_only_capabilities); i++) {
+        if (!strcmp(qemu_only_capabilities[i], name)) {
+            if (on) {
+                error_setg(errp, "Capability '%s' is not implemented by "
+                           "snapvm: it can only be turned off", name);
+                return false;
+            }
+            return true;
+        }
+    }
+    error_setg(errp, "Parameter 'capability' does not accept value '%s'",
+               name);
+    return false;
+}
+
 const char *dirty_tracking_method_name(DirtyTrackingMethod method)
 {
     g_assert(method < DIRTY_TRACKING__MAX);

@@ -66,6 +66,13 @@ void migration_options_init(MigrationOptions *opts);
 const char *migration_capability_name(MigrationCapability cap);
 /* -1 if @name is not a capability. */
 int migration_capability_from_name(const char *name);
+/*
+ * For a name migration_capability_from_name() does not know: true if it
+ * is one of QEMU's capabilities and @on is false (nothing to do), else
+ * false with an error that says which.
+ */
+bool migration_capability_check_unknown(const char *name, bool on,
+                                        Error **errp);
 
 const char *dirty_tracking_method_name(DirtyTrackingMethod method);
 int dirty_tracking_method_from_name(const char *name);

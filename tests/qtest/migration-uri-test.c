@@ -1,7 +1,9 @@
 /*
- * What QEMU clients put in migration URIs: file: with ",offset=" (both
- * ways, and what is refused beside it).  Only libqtest: the shared
- * migration helpers are not used here.
+ * What QEMU clients put in migration URIs and capability lists: file:
+ * with ",offset=" (both ways, and what is refused beside it), and QEMU's
+ * capabilities that snapvm does not implement (off accepted, on refused
+ * by name).  Only libqtest: the shared migration helpers are not used
+ * here.
  */
 #include "libqtest.h"
 
@@ -127,6 +129,63 @@ static void test_file_options_refused(void)
     qtest_quit(qts);
 }
 
+static JsonObject *set_capability(QTestState *qts, const char *name,
+                                  bool on)
+{
+    return qtest_qmp(qts, "{\"execute\": \"migrate-set-capabilities\", "
+                     "\"arguments\": {\"capabilities\": [{\"capability\": "
+                     "\"%s\", \"state\": %s}]}}", name,
+                     on ? "true" : "false");
+}
+
+/*
+ * QEMU's capabilities snapvm lacks: a list that turns them off passes,
+ * turning one on names it; an unknown name is still refused.
+ */
+static void test_qemu_capabilities_off_ok_on_refused(void)
+{
+    QTestState *qts = start_idle("-S");
+    static const char *const names[] = {
+        "xbzrle", "postcopy-ram", "multifd", "zero-blocks", "return-path",
+        "auto-converge", "dirty-bitmaps", "x-ignore-shared",
+    };
+
+    g_autoptr(JsonNode) all_off = qtest_qmp_assert_success(qts,
+        "{\"execute\": \"migrate-set-capabilities\", \"arguments\": "
+        "{\"capabilities\": [{\"capability\": \"xbzrle\", \"state\": false},"
+        " {\"capability\": \"events\", \"state\": true},"
+        " {\"capability\": \"postcopy-ram\", \"state\": false},"
+        " {\"capability\": \"multifd\", \"state\": false}]}}");
+    for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
+        g_autoptr(JsonObject) off = set_capability(qts, names[i], false);
+        g_autoptr(JsonObject) on = set_capability(qts, names[i], true);
+        g_autofree char *want = g_strdup_printf(
+            "Capability '%s' is not implemented by snapvm: it can only be "
+            "turned off", names[i]);
+
+        g_assert_true(json_object_has_member(off, "return"));
+        g_assert_cmpstr(qtest_reply_error_desc(on, "GenericError"), ==,
+                        want);
+    }
+    g_autoptr(JsonObject) unknown = set_capability(qts, "no-such-cap",
+                                                   false);
+    g_assert_cmpstr(qtest_reply_error_desc(unknown, "GenericError"), ==,
+                    "Parameter 'capability' does not accept value "
+                    "'no-such-cap'");
+    /* HMP takes the same path. */
+    g_autofree char *hmp_on = qtest_hmp(qts, "migrate_set_capability "
+                                        "xbzrle on");
+    g_autofree char *hmp_off = qtest_hmp(qts, "migrate_set_capability "
+                                         "xbzrle off");
+    g_assert_nonnull(strstr(hmp_on, "Capability 'xbzrle' is not "
+                            "implemented by snapvm"));
+    g_assert_cmpstr(hmp_off, ==, "");
+    /* The all-off list kept the one it knew. */
+    g_autofree char *caps = qtest_hmp(qts, "info migrate_capabilities");
+    g_assert_nonnull(strstr(caps, "events: on"));
+    qtest_quit(qts);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -134,5 +193,7 @@ int main(int argc, char **argv)
                     test_file_offset_round_trip);
     g_test_add_func("/migration-uri/file/other-options-refused",
                     test_file_options_refused);
+    g_test_add_func("/migration-uri/capabilities/qemu-off-ok-on-refused",
+                    test_qemu_capabilities_off_ok_on_refused);
     return g_test_run();
 }
