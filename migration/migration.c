@@ -59,6 +59,21 @@ static void migration_send_event(MigrationState *s, MigrationStatus status)
     qapi_event_send("MIGRATION", data);
 }
 
+/*
+ * MIGRATION_PASS, as QEMU sends it: after every sync of the dirty bitmap,
+ * with the number of syncs so far.  A background snapshot syncs nothing
+ * and sends none, as in QEMU.
+ */
+static void migration_send_pass_event(MigrationState *s, uint64_t pass)
+{
+    if (!s->options.caps[MIGRATION_CAPABILITY_EVENTS]) {
+        return;
+    }
+    JsonObject *data = json_object_new();
+    json_object_set_int_member(data, "pass", pass);
+    qapi_event_send("MIGRATION_PASS", data);
+}
+
 void migration_set_status(MigrationState *s, MigrationStatus status)
 {
     g_mutex_lock(&s->lock);
@@ -331,6 +346,7 @@ static bool precopy_iterate(MigrationState *s, QEMUFile *f, RAMSaveState *rs,
         s->stats.ram_remaining = remaining;
         uint64_t syncs = s->stats.dirty_sync_count;
         g_mutex_unlock(&s->lock);
+        migration_send_pass_event(s, syncs);
 
         if (expected_ms <= (int64_t)s->options.params.downtime_limit) {
             g_mutex_lock(&s->lock);
@@ -467,8 +483,9 @@ static bool migration_run(MigrationState *s, QEMUFile **pf, RateLimit *rl,
         int64_t dirtied = dirty_tracker_sync(dt, precopy_mark_dirty, rs,
                                              errp);
         g_mutex_lock(&s->lock);
-        s->stats.dirty_sync_count++;
+        uint64_t syncs = ++s->stats.dirty_sync_count;
         g_mutex_unlock(&s->lock);
+        migration_send_pass_event(s, syncs);
         if (dirtied < 0) {
             goto out;
         }

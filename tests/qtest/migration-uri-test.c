@@ -1,9 +1,9 @@
 /*
  * What QEMU clients put in migration URIs and capability lists: file:
- * with ",offset=" (both ways, and what is refused beside it), and QEMU's
+ * with ",offset=" (both ways, and what is refused beside it), QEMU's
  * capabilities that snapvm does not implement (off accepted, on refused
- * by name).  Only libqtest: the shared migration helpers are not used
- * here.
+ * by name), and MIGRATION_PASS.  Only libqtest: the shared migration
+ * helpers are not used here.
  */
 #include "libqtest.h"
 
@@ -186,6 +186,40 @@ static void test_qemu_capabilities_off_ok_on_refused(void)
     qtest_quit(qts);
 }
 
+/*
+ * A live pre-copy sends MIGRATION_PASS after each dirty sync, numbered
+ * from 1, with the 'events' capability on; and none without it.
+ */
+static void test_migration_pass_events(void)
+{
+    for (int events = 0; events <= 1; events++) {
+        QTestState *qts = start_idle("");
+        g_autofree char *path = g_build_filename(qtest_tmpdir(qts),
+                                                 "live.snap", NULL);
+        g_autofree char *uri = g_strdup_printf("file:%s", path);
+        g_autoptr(JsonObject) cap = set_capability(qts, "events", events);
+        g_assert_true(json_object_has_member(cap, "return"));
+
+        migrate_ok(qts, uri);
+        wait_migration(qts, "completed");
+        g_autoptr(JsonObject) ev = qtest_qmp_eventwait(qts, "MIGRATION_PASS",
+                                                       events ? 5000 : 500);
+        if (!events) {
+            g_assert_null(ev);
+        } else {
+            g_assert_nonnull(ev);
+            JsonObject *data = json_object_get_object_member(ev, "data");
+            g_assert_cmpint(json_object_get_int_member(data, "pass"), ==, 1);
+            g_autoptr(JsonObject) ev2 = qtest_qmp_eventwait(
+                qts, "MIGRATION_PASS", 5000);
+            g_assert_nonnull(ev2);
+            data = json_object_get_object_member(ev2, "data");
+            g_assert_cmpint(json_object_get_int_member(data, "pass"), ==, 2);
+        }
+        qtest_quit(qts);
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -195,5 +229,7 @@ int main(int argc, char **argv)
                     test_file_options_refused);
     g_test_add_func("/migration-uri/capabilities/qemu-off-ok-on-refused",
                     test_qemu_capabilities_off_ok_on_refused);
+    g_test_add_func("/migration-uri/events/migration-pass",
+                    test_migration_pass_events);
     return g_test_run();
 }
