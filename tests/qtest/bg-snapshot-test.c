@@ -22,60 +22,12 @@
 #include <unistd.h>
 #include <glib/gstdio.h>
 
-#define MiB (1024 * 1024)
+#define MiB SNAP_MiB
 #define RAM_MB 32
 #define RAM_BYTES ((uint64_t)RAM_MB * MiB)
-#define TWO_BLOCKS \
-    "-object memory-backend-ram,id=m0,size=12M " \
-    "-object memory-backend-memfd,id=m1,size=20M " \
-    "-numa node,memdev=m0 -numa node,memdev=m1"
 #define BUFFER_DEFAULT (-1)
-/* How long a guest that runs may take to show it, and a snapshot to end. */
-#define PROGRESS_TIMEOUT_MS 20000
-#define SNAPSHOT_TIMEOUT_MS 120000
-
-typedef struct VMConfig {
-    const char *guest;
-    int smp;
-    bool two_blocks;
-    const char *env;        /* "NAME=VALUE" for snapvm, or NULL */
-} VMConfig;
 
 /* ---- the guest and its monitor ---- */
-
-static char *vm_args(const VMConfig *vm)
-{
-    return g_strdup_printf("-m %dM -smp %d %s", RAM_MB, vm->smp,
-                           vm->two_blocks ? TWO_BLOCKS : "");
-}
-
-static QTestState *start_vm(const VMConfig *vm, const char *args)
-{
-    const char *env[] = { vm->env, NULL };
-
-    return qtest_init_env(env, args);
-}
-
-static QTestState *start_source(const VMConfig *vm)
-{
-    g_autofree char *kernel = qtest_guest_path(vm->guest);
-    g_autofree char *base = vm_args(vm);
-    g_autofree char *args = g_strdup_printf("%s -kernel %s", base, kernel);
-    QTestState *qts = start_vm(vm, args);
-    const char *mark = !strcmp(vm->guest, "random-writer") ? "R" : "BB";
-
-    /* Several passes: RAM is no longer zero, and the step can be anywhere. */
-    g_assert_true(qtest_serial_wait(qts, mark, PROGRESS_TIMEOUT_MS));
-    return qts;
-}
-
-static void set_capability(QTestState *qts, bool on)
-{
-    json_node_unref(qtest_qmp_assert_success(qts,
-        "{\"execute\": \"migrate-set-capabilities\", \"arguments\": "
-        "{\"capabilities\": [{\"capability\": \"background-snapshot\", "
-        "\"state\": %s}]}}", on ? "true" : "false"));
-}
 
 static bool capability_is_on(QTestState *qts)
 {
@@ -93,75 +45,6 @@ static bool capability_is_on(QTestState *qts)
     g_error("query-migrate-capabilities lists no background-snapshot");
 }
 
-/* @buffer: bytes, or BUFFER_DEFAULT; @bandwidth: bytes/s, 0 = unlimited. */
-static void set_params(QTestState *qts, int64_t buffer, int64_t bandwidth)
-{
-    g_autofree char *buf = buffer == BUFFER_DEFAULT ? g_strdup("") :
-        g_strdup_printf(", \"background-snapshot-buffer-size\": %" PRId64,
-                        buffer);
-
-    json_node_unref(qtest_qmp_assert_success(qts,
-        "{\"execute\": \"migrate-set-parameters\", \"arguments\": "
-        "{\"max-bandwidth\": %" PRId64 "%s}}", bandwidth, buf));
-}
-
-static void migrate(QTestState *qts, const char *uri)
-{
-    g_autofree char *quoted = qtest_json_quote(uri);
-
-    json_node_unref(qtest_qmp_assert_success(qts,
-        "{\"execute\": \"migrate\", \"arguments\": {\"uri\": %s}}", quoted));
-}
-
-static JsonObject *query_migrate(QTestState *qts)
-{
-    g_autoptr(JsonNode) ret = qtest_qmp_assert_success(qts,
-        "{\"execute\": \"query-migrate\"}");
-
-    return json_object_ref(json_node_get_object(ret));
-}
-
-static const char *migration_status(JsonObject *info)
-{
-    return json_object_has_member(info, "status") ?
-           json_object_get_string_member(info, "status") : "none";
-}
-
-static bool migration_over(JsonObject *info)
-{
-    const char *st = migration_status(info);
-
-    return !strcmp(st, "completed") || !strcmp(st, "failed") ||
-           !strcmp(st, "cancelled");
-}
-
-/* Poll until the migration is over; returns the final query-migrate. */
-static JsonObject *wait_migration_end(QTestState *qts)
-{
-    gint64 deadline = g_get_monotonic_time() + SNAPSHOT_TIMEOUT_MS * 1000ll;
-
-    do {
-        JsonObject *info = query_migrate(qts);
-        if (migration_over(info)) {
-            return info;
-        }
-        json_object_unref(info);
-        g_usleep(10 * 1000);
-    } while (g_get_monotonic_time() < deadline);
-    g_error("the snapshot did not end within %d s", SNAPSHOT_TIMEOUT_MS / 1000);
-}
-
-/* A figure of query-migrate's "background-snapshot" object. */
-static gint64 bg_stat(JsonObject *info, const char *name)
-{
-    JsonObject *bg;
-
-    g_assert_true(json_object_has_member(info, "background-snapshot"));
-    bg = json_object_get_object_member(info, "background-snapshot");
-    g_assert_true(json_object_has_member(bg, name));
-    return json_object_get_int_member(bg, name);
-}
-
 static bool bg_wp_unpopulated(JsonObject *info)
 {
     JsonObject *bg = json_object_get_object_member(info,
@@ -169,71 +52,14 @@ static bool bg_wp_unpopulated(JsonObject *info)
     return json_object_get_boolean_member(bg, "wp-unpopulated");
 }
 
-/* Wait until query-migrate is active with at least one fault taken. */
-static void wait_faulting(QTestState *qts)
-{
-    gint64 deadline = g_get_monotonic_time() + PROGRESS_TIMEOUT_MS * 1000ll;
-
-    do {
-        g_autoptr(JsonObject) info = query_migrate(qts);
-        g_assert_false(migration_over(info));
-        if (!strcmp(migration_status(info), "active") &&
-            json_object_has_member(info, "background-snapshot") &&
-            bg_stat(info, "faults") > 0) {
-            return;
-        }
-        g_usleep(10 * 1000);
-    } while (g_get_monotonic_time() < deadline);
-    g_error("the guest took no write fault during the snapshot");
-}
-
-static void assert_run_state(QTestState *qts, const char *want)
-{
-    g_autofree char *st = qtest_query_status(qts);
-    g_assert_cmpstr(st, ==, want);
-}
-
-/* The guest runs: its serial output grows. */
-static void assert_guest_runs(QTestState *qts)
-{
-    gsize before = qtest_serial_size(qts);
-    gint64 deadline = g_get_monotonic_time() + PROGRESS_TIMEOUT_MS * 1000ll;
-
-    while (qtest_serial_size(qts) == before) {
-        if (g_get_monotonic_time() > deadline) {
-            g_error("the guest wrote nothing for %d s: frozen?",
-                    PROGRESS_TIMEOUT_MS / 1000);
-        }
-        g_usleep(5 * 1000);
-    }
-}
-
 /* ---- snapshot, restore, check ---- */
-
-/*
- * Restore @file in a fresh snapvm with -S and check that its RAM and
- * registers are of one instant.
- */
-static void restore_and_check(const VMConfig *vm, const char *file)
-{
-    g_autofree char *base = vm_args(vm);
-    g_autofree char *args = g_strdup_printf("%s -S -incoming 'exec:cat %s'",
-                                            base, file);
-    QTestState *dst = qtest_init(args);
-    g_autoptr(JsonObject) info = wait_migration_end(dst);
-
-    g_assert_cmpstr(migration_status(info), ==, "completed");
-    assert_run_state(dst, "paused");
-    sweep_assert_consistent(dst, RAM_BYTES, vm->smp);
-    qtest_quit(dst);
-}
 
 /*
  * Snapshot the running a-b-sweep guest of @src to exec: or file:, assert
  * it completed with the guest running throughout, and that the file
  * restores to a consistent image.  Returns the final query-migrate.
  */
-static JsonObject *snapshot_and_check(QTestState *src, const VMConfig *vm,
+static JsonObject *snapshot_and_check(QTestState *src, const SnapVM *vm,
                                       bool to_file)
 {
     g_autofree char *file = g_build_filename(qtest_tmpdir(src), "vm.snap",
@@ -243,13 +69,12 @@ static JsonObject *snapshot_and_check(QTestState *src, const VMConfig *vm,
     gsize serial_before = qtest_serial_size(src);
     JsonObject *info;
 
-    assert_run_state(src, "running");
-    migrate(src, uri);
-    info = wait_migration_end(src);
-    if (strcmp(migration_status(info), "completed")) {
-        g_error("snapshot to %s: %s (%s)", uri, migration_status(info),
-                json_object_has_member(info, "error-desc") ?
-                json_object_get_string_member(info, "error-desc") : "");
+    snap_assert_run_state(src, "running");
+    snap_migrate(src, uri);
+    info = snap_wait_end(src, SNAP_END_TIMEOUT_MS);
+    if (strcmp(snap_status(info), "completed")) {
+        g_error("snapshot to %s: %s (%s)", uri, snap_status(info),
+                snap_error_desc(info));
     }
     if (g_test_verbose()) {
         g_printerr("# %s: %" PRId64 " ms, serial %zu -> %zu, faults %" PRId64
@@ -257,15 +82,17 @@ static JsonObject *snapshot_and_check(QTestState *src, const VMConfig *vm,
                    " us, pause %" PRId64 " us\n", uri,
                    json_object_get_int_member(info, "total-time"),
                    serial_before, qtest_serial_size(src),
-                   bg_stat(info, "faults"), bg_stat(info, "copied-pages"),
-                   bg_stat(info, "waited-faults"),
-                   bg_stat(info, "wait-time-us"), bg_stat(info, "pause-us"));
+                   snap_bg_stat(info, "faults"),
+                   snap_bg_stat(info, "copied-pages"),
+                   snap_bg_stat(info, "waited-faults"),
+                   snap_bg_stat(info, "wait-time-us"),
+                   snap_bg_stat(info, "pause-us"));
     }
     /* A snapshot, not a migration: the source goes on. */
-    assert_run_state(src, "running");
-    assert_guest_runs(src);
-    g_assert_cmpint(bg_stat(info, "buffer-peak"), <=,
-                    bg_stat(info, "buffer-size"));
+    snap_assert_run_state(src, "running");
+    snap_assert_guest_runs(src);
+    g_assert_cmpint(snap_bg_stat(info, "buffer-peak"), <=,
+                    snap_bg_stat(info, "buffer-size"));
     /* Throughput is reported for a snapshot as for a migration. */
     JsonObject *ram = json_object_get_object_member(info, "ram");
     g_assert_cmpfloat(json_object_get_double_member(ram, "mbps"), >, 0);
@@ -280,7 +107,7 @@ static JsonObject *snapshot_and_check(QTestState *src, const VMConfig *vm,
      */
     snap_assert_nothing_protected(src);
 
-    restore_and_check(vm, file);
+    snap_restore_and_check(vm, file);
     g_unlink(file);
     return info;
 }
@@ -298,23 +125,23 @@ typedef struct ExactCase {
 static void test_exact(gconstpointer opaque)
 {
     const ExactCase *c = opaque;
-    VMConfig vm = { "a-b-sweep", c->smp, c->two_blocks, NULL };
-    QTestState *src = start_source(&vm);
+    SnapVM vm = { "a-b-sweep", c->smp, RAM_MB, c->two_blocks };
+    QTestState *src = snap_start(&vm, NULL);
     gint64 copied = 0, waited = 0;
 
-    set_capability(src, true);
-    set_params(src, c->buffer, 0);
+    snap_set_capability(src, true);
+    snap_set_params(src, c->buffer, 0);
     for (int round = 0; round < c->rounds; round++) {
         g_autoptr(JsonObject) info = snapshot_and_check(src, &vm, round % 2);
 
-        copied += bg_stat(info, "copied-pages");
-        waited += bg_stat(info, "waited-faults");
+        copied += snap_bg_stat(info, "copied-pages");
+        waited += snap_bg_stat(info, "waited-faults");
         if (c->buffer >= 0) {
-            g_assert_cmpint(bg_stat(info, "buffer-size"), ==, c->buffer);
+            g_assert_cmpint(snap_bg_stat(info, "buffer-size"), ==, c->buffer);
         }
         if (c->buffer == 0) {
-            g_assert_cmpint(bg_stat(info, "copied-pages"), ==, 0);
-            g_assert_cmpint(bg_stat(info, "buffer-peak"), ==, 0);
+            g_assert_cmpint(snap_bg_stat(info, "copied-pages"), ==, 0);
+            g_assert_cmpint(snap_bg_stat(info, "buffer-peak"), ==, 0);
         }
     }
     /*
@@ -337,22 +164,22 @@ static void test_exact(gconstpointer opaque)
 static void test_runs_during(gconstpointer opaque)
 {
     const int64_t buffer = *(const int64_t *)opaque;
-    VMConfig vm = { "a-b-sweep", 2, true, NULL };
-    QTestState *src = start_source(&vm);
+    SnapVM vm = { "a-b-sweep", 2, RAM_MB, true };
+    QTestState *src = snap_start(&vm, NULL);
     g_autofree char *file = g_build_filename(qtest_tmpdir(src), "vm.snap",
                                              NULL);
     g_autofree char *uri = g_strdup_printf("file:%s", file);
     gsize serial_at_fault;
     bool grew = false;
 
-    set_capability(src, true);
-    set_params(src, buffer, 8 * MiB);
-    migrate(src, uri);
-    wait_faulting(src);
+    snap_set_capability(src, true);
+    snap_set_params(src, buffer, 8 * MiB);
+    snap_migrate(src, uri);
+    snap_wait_faulting(src);
     serial_at_fault = qtest_serial_size(src);
     for (;;) {
-        g_autoptr(JsonObject) info = query_migrate(src);
-        if (migration_over(info)) {
+        g_autoptr(JsonObject) info = snap_query_migrate(src);
+        if (snap_over(info)) {
             break;
         }
         if (qtest_serial_size(src) > serial_at_fault) {
@@ -362,11 +189,11 @@ static void test_runs_during(gconstpointer opaque)
         g_usleep(5 * 1000);
     }
     g_assert_true(grew);
-    g_autoptr(JsonObject) info = wait_migration_end(src);
-    g_assert_cmpstr(migration_status(info), ==, "completed");
-    assert_run_state(src, "running");
+    g_autoptr(JsonObject) info = snap_wait_end(src, SNAP_END_TIMEOUT_MS);
+    g_assert_cmpstr(snap_status(info), ==, "completed");
+    snap_assert_run_state(src, "running");
     snap_assert_nothing_protected(src);
-    restore_and_check(&vm, file);
+    snap_restore_and_check(&vm, file);
     qtest_quit(src);
 }
 
@@ -393,17 +220,17 @@ static uint64_t random_writer_progress(QTestState *qts)
 
 static void test_throttled(void)
 {
-    VMConfig vm = { "random-writer", 1, false, NULL };
-    QTestState *src = start_source(&vm);
+    SnapVM vm = { "random-writer", 1, RAM_MB, false };
+    QTestState *src = snap_start(&vm, NULL);
     g_autofree char *uri = g_strdup_printf("exec:cat > '%s/vm.snap'",
                                            qtest_tmpdir(src));
     const int64_t buffer = 4 * MiB;
 
-    set_capability(src, true);
+    snap_set_capability(src, true);
     /* 4 s for 32 MiB: the guest dirties far faster than that. */
-    set_params(src, buffer, 8 * MiB);
-    migrate(src, uri);
-    wait_faulting(src);
+    snap_set_params(src, buffer, 8 * MiB);
+    snap_migrate(src, uri);
+    snap_wait_faulting(src);
     /*
      * Throttled, not frozen: it stores on while the snapshot runs.  Each
      * wait can last as long as the saver takes to write what it holds
@@ -414,8 +241,8 @@ static void test_throttled(void)
     for (;;) {
         g_usleep(100 * 1000);
         uint64_t now = random_writer_progress(src);
-        g_autoptr(JsonObject) mid = query_migrate(src);
-        if (migration_over(mid)) {
+        g_autoptr(JsonObject) mid = snap_query_migrate(src);
+        if (snap_over(mid)) {
             break;
         }
         if (now > before) {
@@ -425,15 +252,15 @@ static void test_throttled(void)
     }
     g_assert_true(stored_on);
 
-    g_autoptr(JsonObject) info = wait_migration_end(src);
-    g_assert_cmpstr(migration_status(info), ==, "completed");
-    g_assert_cmpint(bg_stat(info, "buffer-size"), ==, buffer);
-    g_assert_cmpint(bg_stat(info, "buffer-peak"), <=, buffer);
-    g_assert_cmpint(bg_stat(info, "buffer-peak"), >, 0);
-    g_assert_cmpint(bg_stat(info, "waited-faults"), >, 0);
-    g_assert_cmpint(bg_stat(info, "wait-time-us"), >, 0);
-    assert_run_state(src, "running");
-    assert_guest_runs(src);
+    g_autoptr(JsonObject) info = snap_wait_end(src, SNAP_END_TIMEOUT_MS);
+    g_assert_cmpstr(snap_status(info), ==, "completed");
+    g_assert_cmpint(snap_bg_stat(info, "buffer-size"), ==, buffer);
+    g_assert_cmpint(snap_bg_stat(info, "buffer-peak"), <=, buffer);
+    g_assert_cmpint(snap_bg_stat(info, "buffer-peak"), >, 0);
+    g_assert_cmpint(snap_bg_stat(info, "waited-faults"), >, 0);
+    g_assert_cmpint(snap_bg_stat(info, "wait-time-us"), >, 0);
+    snap_assert_run_state(src, "running");
+    snap_assert_guest_runs(src);
     snap_assert_nothing_protected(src);
     qtest_quit(src);
 }
@@ -444,46 +271,46 @@ static void test_throttled(void)
  * After a snapshot that did not complete: the guest runs, nothing is
  * protected, query-migrate says why, and the next snapshot is exact.
  */
-static void check_recovered(QTestState *src, const VMConfig *vm,
+static void check_recovered(QTestState *src, const SnapVM *vm,
                             JsonObject *info, const char *status)
 {
     const char *desc;
 
-    g_assert_cmpstr(migration_status(info), ==, status);
+    g_assert_cmpstr(snap_status(info), ==, status);
     g_assert_true(json_object_has_member(info, "error-desc"));
     desc = json_object_get_string_member(info, "error-desc");
     g_assert_cmpuint(strlen(desc), >, 0);
     if (g_test_verbose()) {
         g_printerr("# %s: %s\n", status, desc);
     }
-    assert_run_state(src, "running");
-    assert_guest_runs(src);
+    snap_assert_run_state(src, "running");
+    snap_assert_guest_runs(src);
     snap_assert_nothing_protected(src);
 
-    set_params(src, 4 * MiB, 0);
+    snap_set_params(src, 4 * MiB, 0);
     g_autoptr(JsonObject) again = snapshot_and_check(src, vm, true);
 }
 
 static void test_cancel(void)
 {
-    VMConfig vm = { "a-b-sweep", 2, true, NULL };
-    QTestState *src = start_source(&vm);
+    SnapVM vm = { "a-b-sweep", 2, RAM_MB, true };
+    QTestState *src = snap_start(&vm, NULL);
     g_autofree char *file = g_build_filename(qtest_tmpdir(src), "vm.snap",
                                              NULL);
     g_autofree char *uri = g_strdup_printf("file:%s", file);
 
-    set_capability(src, true);
+    snap_set_capability(src, true);
     /* No buffer, 16 s for 32 MiB: vCPUs are surely blocked on a page. */
-    set_params(src, 0, 2 * MiB);
-    migrate(src, uri);
-    wait_faulting(src);
+    snap_set_params(src, 0, 2 * MiB);
+    snap_migrate(src, uri);
+    snap_wait_faulting(src);
     /* The pagemap check sees protection when there is some. */
     g_assert_cmpuint(snap_protected_pages(src), >, 0);
 
     gint64 t0 = g_get_monotonic_time();
     json_node_unref(qtest_qmp_assert_success(src,
         "{\"execute\": \"migrate_cancel\"}"));
-    g_autoptr(JsonObject) info = wait_migration_end(src);
+    g_autoptr(JsonObject) info = snap_wait_end(src, SNAP_END_TIMEOUT_MS);
     if (g_test_verbose()) {
         g_printerr("# cancel took %" PRId64 " ms\n",
                    (g_get_monotonic_time() - t0) / 1000);
@@ -496,13 +323,13 @@ static void test_cancel(void)
 
 static void check_target_fails(const char *uri)
 {
-    VMConfig vm = { "a-b-sweep", 2, true, NULL };
-    QTestState *src = start_source(&vm);
+    SnapVM vm = { "a-b-sweep", 2, RAM_MB, true };
+    QTestState *src = snap_start(&vm, NULL);
 
-    set_capability(src, true);
-    set_params(src, 0, 0);
-    migrate(src, uri);
-    g_autoptr(JsonObject) info = wait_migration_end(src);
+    snap_set_capability(src, true);
+    snap_set_params(src, 0, 0);
+    snap_migrate(src, uri);
+    g_autoptr(JsonObject) info = snap_wait_end(src, SNAP_END_TIMEOUT_MS);
     check_recovered(src, &vm, info, "failed");
     qtest_quit(src);
 }
@@ -521,9 +348,9 @@ static void test_fail_target_closes_early(void)
 
 static void test_refused_without_uffd_wp(void)
 {
-    VMConfig vm = { "a-b-sweep", 1, false,
-                    "SNAPVM_TEST_UFFD_HIDE_FEATURES=0x1" };
-    QTestState *qts = start_source(&vm);
+    SnapVM vm = { "a-b-sweep", 1, RAM_MB, false };
+    const char *env[] = { "SNAPVM_TEST_UFFD_HIDE_FEATURES=0x1", NULL };
+    QTestState *qts = snap_start(&vm, env);
     g_autoptr(JsonObject) r = qtest_qmp(qts,
         "{\"execute\": \"migrate-set-capabilities\", \"arguments\": "
         "{\"capabilities\": [{\"capability\": \"background-snapshot\", "
@@ -568,12 +395,12 @@ static void test_refused_on_disk_file(void)
 
 static void test_exact_without_wp_unpopulated(void)
 {
-    VMConfig vm = { "a-b-sweep", 2, true,
-                    "SNAPVM_TEST_UFFD_HIDE_FEATURES=0x2000" };
-    QTestState *src = start_source(&vm);
+    SnapVM vm = { "a-b-sweep", 2, RAM_MB, true };
+    const char *env[] = { "SNAPVM_TEST_UFFD_HIDE_FEATURES=0x2000", NULL };
+    QTestState *src = snap_start(&vm, env);
 
-    set_capability(src, true);
-    set_params(src, 4 * MiB, 0);
+    snap_set_capability(src, true);
+    snap_set_params(src, 4 * MiB, 0);
     for (int round = 0; round < 2; round++) {
         g_autoptr(JsonObject) info = snapshot_and_check(src, &vm, round % 2);
         g_assert_false(bg_wp_unpopulated(info));
@@ -583,22 +410,22 @@ static void test_exact_without_wp_unpopulated(void)
 
 /* ---- 5, 6. stop, cont and quit while a snapshot runs ---- */
 
-static QTestState *start_slow_snapshot(const VMConfig *vm, int64_t bandwidth)
+static QTestState *start_slow_snapshot(const SnapVM *vm, int64_t bandwidth)
 {
-    QTestState *src = start_source(vm);
+    QTestState *src = snap_start(vm, NULL);
     g_autofree char *uri = g_strdup_printf("file:%s/vm.snap",
                                            qtest_tmpdir(src));
 
-    set_capability(src, true);
-    set_params(src, 0, bandwidth);
-    migrate(src, uri);
-    wait_faulting(src);
+    snap_set_capability(src, true);
+    snap_set_params(src, 0, bandwidth);
+    snap_migrate(src, uri);
+    snap_wait_faulting(src);
     return src;
 }
 
 static void test_stop_cont(void)
 {
-    VMConfig vm = { "a-b-sweep", 2, false, NULL };
+    SnapVM vm = { "a-b-sweep", 2, RAM_MB, false };
     QTestState *src = start_slow_snapshot(&vm, 8 * MiB);
     g_autofree char *file = g_build_filename(qtest_tmpdir(src), "vm.snap",
                                              NULL);
@@ -611,22 +438,22 @@ static void test_stop_cont(void)
                    (g_get_monotonic_time() - t0) / 1000);
     }
     g_assert_cmpint(g_get_monotonic_time() - t0, <, 10 * G_USEC_PER_SEC);
-    assert_run_state(src, "paused");
+    snap_assert_run_state(src, "paused");
     gsize paused_at = qtest_serial_size(src);
     g_usleep(200 * 1000);
     g_assert_cmpuint(qtest_serial_size(src), ==, paused_at);
-    g_autoptr(JsonObject) mid = query_migrate(src);
-    g_assert_cmpstr(migration_status(mid), ==, "active");
+    g_autoptr(JsonObject) mid = snap_query_migrate(src);
+    g_assert_cmpstr(snap_status(mid), ==, "active");
 
     json_node_unref(qtest_qmp_assert_success(src, "{\"execute\": \"cont\"}"));
-    assert_run_state(src, "running");
-    assert_guest_runs(src);
-    g_autoptr(JsonObject) info = wait_migration_end(src);
-    g_assert_cmpstr(migration_status(info), ==, "completed");
-    assert_run_state(src, "running");
+    snap_assert_run_state(src, "running");
+    snap_assert_guest_runs(src);
+    g_autoptr(JsonObject) info = snap_wait_end(src, SNAP_END_TIMEOUT_MS);
+    g_assert_cmpstr(snap_status(info), ==, "completed");
+    snap_assert_run_state(src, "running");
     snap_assert_nothing_protected(src);
-    g_assert_cmpint(bg_stat(info, "waited-faults"), >, 0);
-    restore_and_check(&vm, file);
+    g_assert_cmpint(snap_bg_stat(info, "waited-faults"), >, 0);
+    snap_restore_and_check(&vm, file);
     qtest_quit(src);
 }
 
@@ -638,7 +465,7 @@ static void test_stop_cont(void)
  */
 static void test_quit(void)
 {
-    VMConfig vm = { "a-b-sweep", 2, true, NULL };
+    SnapVM vm = { "a-b-sweep", 2, RAM_MB, true };
     QTestState *src = start_slow_snapshot(&vm, 1 * MiB);
     gint64 t0 = g_get_monotonic_time(), took_ms;
 

@@ -7,52 +7,19 @@
  * stream makes the target refuse it and exit with status 1.
  */
 #include "libqtest.h"
+#include "snap-util.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #define RAM_MB 64
-#define TWO_BLOCKS \
-    "-object memory-backend-ram,id=m0,size=24M " \
-    "-object memory-backend-memfd,id=m1,size=40M " \
-    "-numa node,memdev=m0 -numa node,memdev=m1"
 
-typedef struct VMConfig {
-    const char *guest;      /* "a-b-sweep", "random-writer" */
-    int smp;
-    bool two_blocks;
-} VMConfig;
-
-static char *vm_args(const VMConfig *cfg)
+static QTestState *start_target(const SnapVM *cfg)
 {
-    return g_strdup_printf("-m %dM -smp %d %s", RAM_MB, cfg->smp,
-                           cfg->two_blocks ? TWO_BLOCKS : "");
-}
-
-static QTestState *start_source(const VMConfig *cfg, const char *extra)
-{
-    g_autofree char *kernel = qtest_guest_path(cfg->guest);
-    g_autofree char *args = vm_args(cfg);
-    QTestState *qts = qtest_initf("%s -kernel %s %s", args, kernel,
-                                  extra ? extra : "");
-
-    /*
-     * Let it run a little, so RAM is not all zero: a-b-sweep writes 'B'
-     * after each pass, random-writer 'R' after every 65536 stores.
-     */
-    const char *mark = !strcmp(cfg->guest, "random-writer") ? "R" : "B";
-    g_assert_true(qtest_serial_wait(qts, mark, 20000));
-    return qts;
-}
-
-static QTestState *start_target(const VMConfig *cfg)
-{
-    g_autofree char *args = vm_args(cfg);
+    g_autofree char *args = snap_vm_args(cfg);
     QTestState *qts = qtest_initf("%s -incoming defer -S", args);
 
     qtest_qmp_assert_success(qts, "{'execute': 'migrate-set-capabilities',"
@@ -61,61 +28,16 @@ static QTestState *start_target(const VMConfig *cfg)
     return qts;
 }
 
-static void set_params(QTestState *qts, const char *json_members)
-{
-    json_node_unref(qtest_qmp_assert_success(
-        qts, "{'execute': 'migrate-set-parameters', 'arguments': {%s}}",
-        json_members));
-}
-
-static JsonObject *query_migrate(QTestState *qts)
-{
-    JsonNode *ret = qtest_qmp_assert_success(qts,
-                                             "{'execute': 'query-migrate'}");
-    JsonObject *info = json_object_ref(json_node_get_object(ret));
-    json_node_unref(ret);
-    return info;
-}
-
-static const char *info_status(JsonObject *info)
-{
-    return json_object_has_member(info, "status") ?
-           json_object_get_string_member(info, "status") : "none";
-}
-
-/* Poll until the migration is over; returns the final query-migrate. */
-static JsonObject *wait_migration_end(QTestState *qts)
-{
-    for (int i = 0; i < 6000; i++) {
-        JsonObject *info = query_migrate(qts);
-        const char *st = info_status(info);
-        if (!strcmp(st, "completed") || !strcmp(st, "failed") ||
-            !strcmp(st, "cancelled")) {
-            return info;
-        }
-        json_object_unref(info);
-        g_usleep(20 * 1000);
-    }
-    g_error("migration did not end within 120 s");
-}
-
 static void wait_migration_status(QTestState *qts, const char *want)
 {
     for (int i = 0; i < 6000; i++) {
-        g_autoptr(JsonObject) info = query_migrate(qts);
-        if (!strcmp(info_status(info), want)) {
+        g_autoptr(JsonObject) info = snap_query_migrate(qts);
+        if (!strcmp(snap_status(info), want)) {
             return;
         }
         g_usleep(10 * 1000);
     }
     g_error("migration never reached status %s", want);
-}
-
-static void migrate(QTestState *qts, const char *uri)
-{
-    g_autofree char *quoted = qtest_json_quote(uri);
-    json_node_unref(qtest_qmp_assert_success(
-        qts, "{'execute': 'migrate', 'arguments': {'uri': %s}}", quoted));
 }
 
 static void migrate_incoming(QTestState *qts, const char *uri)
@@ -124,12 +46,6 @@ static void migrate_incoming(QTestState *qts, const char *uri)
     json_node_unref(qtest_qmp_assert_success(
         qts, "{'execute': 'migrate-incoming', 'arguments': {'uri': %s}}",
         quoted));
-}
-
-static void assert_run_state(QTestState *qts, const char *want)
-{
-    g_autofree char *st = qtest_query_status(qts);
-    g_assert_cmpstr(st, ==, want);
 }
 
 static char *dump_ram(QTestState *qts, const char *name)
@@ -185,7 +101,7 @@ static void assert_runs_on(QTestState *dst)
     gsize before = qtest_serial_size(dst);
 
     json_node_unref(qtest_qmp_assert_success(dst, "{'execute': 'cont'}"));
-    assert_run_state(dst, "running");
+    snap_assert_run_state(dst, "running");
     for (int i = 0; i < 1000 && qtest_serial_size(dst) == before; i++) {
         g_usleep(10 * 1000);
     }
@@ -203,23 +119,10 @@ typedef enum Transport {
 
 typedef struct RoundTrip {
     const char *name;
-    VMConfig vm;
+    SnapVM vm;
     Transport transport;
     bool paused;            /* stop-and-copy of a stopped guest */
 } RoundTrip;
-
-static int free_tcp_port(void)
-{
-    struct sockaddr_in sin = { .sin_family = AF_INET,
-                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof(sin);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    g_assert_cmpint(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), ==, 0);
-    g_assert_cmpint(getsockname(fd, (struct sockaddr *)&sin, &len), ==, 0);
-    close(fd);
-    return ntohs(sin.sin_port);
-}
 
 static int open_file(const char *path, int flags)
 {
@@ -260,7 +163,7 @@ static void assert_fd_count_returns_to(QTestState *qts, int want)
 static void test_roundtrip(gconstpointer opaque)
 {
     const RoundTrip *rt = opaque;
-    QTestState *src = start_source(&rt->vm, NULL);
+    QTestState *src = snap_start(&rt->vm, NULL);
     QTestState *dst = start_target(&rt->vm);
     g_autofree char *file = g_build_filename(qtest_tmpdir(src), "vm.snap",
                                              NULL);
@@ -283,7 +186,7 @@ static void test_roundtrip(gconstpointer opaque)
         out_uri = g_strdup(in_uri);
         break;
     case T_TCP:
-        in_uri = g_strdup_printf("tcp:127.0.0.1:%d", free_tcp_port());
+        in_uri = g_strdup_printf("tcp:127.0.0.1:%d", snap_free_tcp_port());
         out_uri = g_strdup(in_uri);
         break;
     case T_FD_SOCKET:
@@ -306,7 +209,7 @@ static void test_roundtrip(gconstpointer opaque)
         g_assert_cmpint(qtest_open_fd_count(src), ==, src_fds + 1);
     }
 
-    set_params(src, "'max-bandwidth': 0");
+    snap_set_params(src, -1, 0);
     if (rt->paused) {
         json_node_unref(qtest_qmp_assert_success(src,
                                                  "{'execute': 'stop'}"));
@@ -317,10 +220,10 @@ static void test_roundtrip(gconstpointer opaque)
     if (!stream_first) {
         migrate_incoming(dst, in_uri);
     }
-    migrate(src, out_uri);
-    g_autoptr(JsonObject) info = wait_migration_end(src);
-    g_assert_cmpstr(info_status(info), ==, "completed");
-    assert_run_state(src, "postmigrate");
+    snap_migrate(src, out_uri);
+    g_autoptr(JsonObject) info = snap_wait_end(src, SNAP_END_TIMEOUT_MS);
+    g_assert_cmpstr(snap_status(info), ==, "completed");
+    snap_assert_run_state(src, "postmigrate");
     if (stream_first) {
         if (rt->transport == T_FD_FILE) {
             /* Only now is the file complete. */
@@ -328,9 +231,9 @@ static void test_roundtrip(gconstpointer opaque)
         }
         migrate_incoming(dst, in_uri);
     }
-    g_autoptr(JsonObject) dinfo = wait_migration_end(dst);
-    g_assert_cmpstr(info_status(dinfo), ==, "completed");
-    assert_run_state(dst, "paused");
+    g_autoptr(JsonObject) dinfo = snap_wait_end(dst, SNAP_END_TIMEOUT_MS);
+    g_assert_cmpstr(snap_status(dinfo), ==, "completed");
+    snap_assert_run_state(dst, "paused");
 
     assert_fd_count_returns_to(src, src_fds);
     assert_fd_count_returns_to(dst, dst_fds);
@@ -344,18 +247,20 @@ static void test_roundtrip(gconstpointer opaque)
 /* Pre-copy against a guest that rewrites all its RAM converges. */
 static void test_precopy_converges(void)
 {
-    VMConfig vm = { "a-b-sweep", 1, false };
-    QTestState *src = start_source(&vm, NULL);
+    SnapVM vm = { "a-b-sweep", 1, RAM_MB, false };
+    QTestState *src = snap_start(&vm, NULL);
     g_autofree char *uri = g_strdup_printf("exec:cat > %s/vm.snap",
                                            qtest_tmpdir(src));
 
     qtest_qmp_assert_success(src, "{'execute': 'migrate-set-capabilities',"
                              " 'arguments': {'capabilities': ["
                              "{'capability': 'events', 'state': true}]}}");
-    set_params(src, "'max-bandwidth': 0, 'downtime-limit': 1000");
-    migrate(src, uri);
-    g_autoptr(JsonObject) info = wait_migration_end(src);
-    g_assert_cmpstr(info_status(info), ==, "completed");
+    json_node_unref(qtest_qmp_assert_success(src,
+        "{'execute': 'migrate-set-parameters', 'arguments': "
+        "{'max-bandwidth': 0, 'downtime-limit': 1000}}"));
+    snap_migrate(src, uri);
+    g_autoptr(JsonObject) info = snap_wait_end(src, SNAP_END_TIMEOUT_MS);
+    g_assert_cmpstr(snap_status(info), ==, "completed");
     JsonObject *ram = json_object_get_object_member(info, "ram");
     g_assert_cmpint(json_object_get_int_member(ram, "dirty-sync-count"),
                     >=, 2);
@@ -386,18 +291,18 @@ static void test_precopy_converges(void)
 /* A failed migration leaves the source as it was, and says why. */
 static void check_failure(const char *uri, const char *why)
 {
-    VMConfig vm = { "a-b-sweep", 1, false };
-    QTestState *src = start_source(&vm, NULL);
+    SnapVM vm = { "a-b-sweep", 1, RAM_MB, false };
+    QTestState *src = snap_start(&vm, NULL);
 
-    migrate(src, uri);
-    g_autoptr(JsonObject) info = wait_migration_end(src);
-    g_assert_cmpstr(info_status(info), ==, "failed");
+    snap_migrate(src, uri);
+    g_autoptr(JsonObject) info = snap_wait_end(src, SNAP_END_TIMEOUT_MS);
+    g_assert_cmpstr(snap_status(info), ==, "failed");
     g_assert_true(json_object_has_member(info, "error-desc"));
     const char *desc = json_object_get_string_member(info, "error-desc");
     if (!strstr(desc, why)) {
         g_error("error-desc '%s' does not mention '%s'", desc, why);
     }
-    assert_run_state(src, "running");
+    snap_assert_run_state(src, "running");
     gsize before = qtest_serial_size(src);
     g_assert_true(qtest_serial_wait(src, "B", 10000));
     for (int i = 0; i < 1000 && qtest_serial_size(src) == before; i++) {
@@ -407,10 +312,10 @@ static void check_failure(const char *uri, const char *why)
     /* A second migration afterwards works. */
     g_autofree char *ok_uri = g_strdup_printf("file:%s/after.snap",
                                               qtest_tmpdir(src));
-    set_params(src, "'max-bandwidth': 0");
-    migrate(src, ok_uri);
-    g_autoptr(JsonObject) again = wait_migration_end(src);
-    g_assert_cmpstr(info_status(again), ==, "completed");
+    snap_set_params(src, -1, 0);
+    snap_migrate(src, ok_uri);
+    g_autoptr(JsonObject) again = snap_wait_end(src, SNAP_END_TIMEOUT_MS);
+    g_assert_cmpstr(snap_status(again), ==, "completed");
     qtest_quit(src);
 }
 
@@ -427,7 +332,7 @@ static void test_fail_target_closes_early(void)
 static void test_fail_unreachable(void)
 {
     g_autofree char *uri = g_strdup_printf("tcp:127.0.0.1:%d",
-                                           free_tcp_port());
+                                           snap_free_tcp_port());
     check_failure(uri, "Connection refused");
 }
 
@@ -440,8 +345,8 @@ static void test_fail_unix_absent(void)
 static QTestState *start_slow_migration(const char **file_out,
                                         bool paused)
 {
-    VMConfig vm = { "a-b-sweep", 1, false };
-    QTestState *src = start_source(&vm, NULL);
+    SnapVM vm = { "a-b-sweep", 1, RAM_MB, false };
+    QTestState *src = snap_start(&vm, NULL);
     static char file[512];
 
     if (paused) {
@@ -450,8 +355,8 @@ static QTestState *start_slow_migration(const char **file_out,
     }
     g_snprintf(file, sizeof(file), "%s/slow.snap", qtest_tmpdir(src));
     g_autofree char *uri = g_strdup_printf("file:%s", file);
-    set_params(src, "'max-bandwidth': 2097152");
-    migrate(src, uri);
+    snap_set_params(src, -1, 2 * SNAP_MiB);
+    snap_migrate(src, uri);
     *file_out = file;
     return src;
 }
@@ -461,9 +366,9 @@ static void check_cancelled(QTestState *src, const char *file,
 {
     json_node_unref(qtest_qmp_assert_success(src,
                                              "{'execute': 'migrate_cancel'}"));
-    g_autoptr(JsonObject) info = wait_migration_end(src);
-    g_assert_cmpstr(info_status(info), ==, "cancelled");
-    assert_run_state(src, run_state);
+    g_autoptr(JsonObject) info = snap_wait_end(src, SNAP_END_TIMEOUT_MS);
+    g_assert_cmpstr(snap_status(info), ==, "cancelled");
+    snap_assert_run_state(src, run_state);
     /* A snapshot to file: is complete or absent. */
     g_assert_false(g_file_test(file, G_FILE_TEST_EXISTS));
 }
@@ -526,10 +431,10 @@ static char *save_snapshot(QTestState *src)
     g_autofree char *uri = g_strdup_printf("file:%s", file);
 
     json_node_unref(qtest_qmp_assert_success(src, "{'execute': 'stop'}"));
-    set_params(src, "'max-bandwidth': 0");
-    migrate(src, uri);
-    g_autoptr(JsonObject) info = wait_migration_end(src);
-    g_assert_cmpstr(info_status(info), ==, "completed");
+    snap_set_params(src, -1, 0);
+    snap_migrate(src, uri);
+    g_autoptr(JsonObject) info = snap_wait_end(src, SNAP_END_TIMEOUT_MS);
+    g_assert_cmpstr(snap_status(info), ==, "completed");
     return file;
 }
 
@@ -546,8 +451,8 @@ static void check_target_refuses(const char *args, const char *why)
 
 static void test_bad_streams(void)
 {
-    VMConfig vm = { "a-b-sweep", 1, false };
-    QTestState *src = start_source(&vm, NULL);
+    SnapVM vm = { "a-b-sweep", 1, RAM_MB, false };
+    QTestState *src = snap_start(&vm, NULL);
     g_autofree char *good = save_snapshot(src);
     g_autofree char *trunc = g_build_filename(qtest_tmpdir(src),
                                               "trunc.snap", NULL);
@@ -620,19 +525,19 @@ static void test_options(void)
 
 static const RoundTrip roundtrips[] = {
     { "/migration/roundtrip/file/live/a-b-sweep/smp1",
-      { "a-b-sweep", 1, false }, T_FILE, false },
+      { "a-b-sweep", 1, RAM_MB, false }, T_FILE, false },
     { "/migration/roundtrip/file/paused/a-b-sweep/smp2-two-blocks",
-      { "a-b-sweep", 2, true }, T_FILE, true },
+      { "a-b-sweep", 2, RAM_MB, true }, T_FILE, true },
     { "/migration/roundtrip/exec/live/random-writer/smp2",
-      { "random-writer", 2, false }, T_EXEC, false },
+      { "random-writer", 2, RAM_MB, false }, T_EXEC, false },
     { "/migration/roundtrip/unix/live/a-b-sweep/smp2-two-blocks",
-      { "a-b-sweep", 2, true }, T_UNIX, false },
+      { "a-b-sweep", 2, RAM_MB, true }, T_UNIX, false },
     { "/migration/roundtrip/tcp/paused/random-writer/smp1-two-blocks",
-      { "random-writer", 1, true }, T_TCP, true },
+      { "random-writer", 1, RAM_MB, true }, T_TCP, true },
     { "/migration/roundtrip/fd-socket/live/a-b-sweep/smp1",
-      { "a-b-sweep", 1, false }, T_FD_SOCKET, false },
+      { "a-b-sweep", 1, RAM_MB, false }, T_FD_SOCKET, false },
     { "/migration/roundtrip/fd-file/live/random-writer/smp2-two-blocks",
-      { "random-writer", 2, true }, T_FD_FILE, false },
+      { "random-writer", 2, RAM_MB, true }, T_FD_FILE, false },
 };
 
 int main(int argc, char **argv)

@@ -3,18 +3,30 @@
  */
 #include "snap-util.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <glib/gstdio.h>
 
 #define PAGEMAP_UFFD_WP (1ull << 57)
 
-static char *snap_vm_args(const SnapVM *vm)
+char *snap_vm_args(const SnapVM *vm)
 {
-    return g_strdup_printf("-m %dM -smp %d", vm->ram_mb, vm->smp);
+    int m0 = vm->ram_mb * 3 / 8;
+
+    if (!vm->two_blocks) {
+        return g_strdup_printf("-m %dM -smp %d", vm->ram_mb, vm->smp);
+    }
+    return g_strdup_printf("-m %dM -smp %d "
+                           "-object memory-backend-ram,id=m0,size=%dM "
+                           "-object memory-backend-memfd,id=m1,size=%dM "
+                           "-numa node,memdev=m0 -numa node,memdev=m1",
+                           vm->ram_mb, vm->smp, m0, vm->ram_mb - m0);
 }
 
 QTestState *snap_start(const SnapVM *vm, const char *const *env)
@@ -25,8 +37,31 @@ QTestState *snap_start(const SnapVM *vm, const char *const *env)
     const char *mark = !strcmp(vm->guest, "random-writer") ? "R" : "BB";
     QTestState *qts = qtest_init_env(env, args);
 
-    g_assert_true(qtest_serial_wait(qts, mark, SNAP_PROGRESS_TIMEOUT_MS));
+    if (!qtest_serial_wait(qts, mark, SNAP_PROGRESS_TIMEOUT_MS)) {
+        g_error("%s wrote no '%s' within %d s: it does not run", vm->guest,
+                mark, SNAP_PROGRESS_TIMEOUT_MS / 1000);
+    }
     return qts;
+}
+
+void snap_assert_run_state(QTestState *qts, const char *want)
+{
+    g_autofree char *st = qtest_query_status(qts);
+
+    g_assert_cmpstr(st, ==, want);
+}
+
+int snap_free_tcp_port(void)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET,
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof(sin);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    g_assert_cmpint(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), ==, 0);
+    g_assert_cmpint(getsockname(fd, (struct sockaddr *)&sin, &len), ==, 0);
+    close(fd);
+    return ntohs(sin.sin_port);
 }
 
 JsonObject *snap_try_set_capability(QTestState *qts, bool on)
@@ -111,13 +146,33 @@ JsonObject *snap_wait_end(QTestState *qts, int timeout_ms)
 
 gint64 snap_bg_stat(JsonObject *info, const char *name)
 {
-    if (!json_object_has_member(info, "background-snapshot")) {
-        return -1;
+    JsonObject *bg;
+
+    g_assert_true(json_object_has_member(info, "background-snapshot"));
+    bg = json_object_get_object_member(info, "background-snapshot");
+    if (!json_object_has_member(bg, name)) {
+        g_error("query-migrate's background-snapshot has no '%s'", name);
     }
-    JsonObject *bg = json_object_get_object_member(info,
-                                                   "background-snapshot");
-    return json_object_has_member(bg, name) ?
-           json_object_get_int_member(bg, name) : -1;
+    return json_object_get_int_member(bg, name);
+}
+
+void snap_wait_faulting(QTestState *qts)
+{
+    gint64 deadline = g_get_monotonic_time() +
+                      SNAP_PROGRESS_TIMEOUT_MS * 1000ll;
+
+    do {
+        g_autoptr(JsonObject) info = snap_query_migrate(qts);
+
+        g_assert_false(snap_over(info));
+        if (!strcmp(snap_status(info), "active") &&
+            json_object_has_member(info, "background-snapshot") &&
+            snap_bg_stat(info, "faults") > 0) {
+            return;
+        }
+        g_usleep(2 * 1000);
+    } while (g_get_monotonic_time() < deadline);
+    g_error("the guest took no write fault during the snapshot");
 }
 
 void snap_assert_guest_runs(QTestState *qts)
@@ -267,11 +322,9 @@ void snap_restore_and_check(const SnapVM *vm, const char *file)
                                             base, file);
     QTestState *dst = qtest_init(args);
     g_autoptr(JsonObject) info = snap_wait_end(dst, SNAP_END_TIMEOUT_MS);
-    g_autofree char *st = NULL;
 
     g_assert_cmpstr(snap_status(info), ==, "completed");
-    st = qtest_query_status(dst);
-    g_assert_cmpstr(st, ==, "paused");
+    snap_assert_run_state(dst, "paused");
     sweep_assert_consistent(dst, (uint64_t)vm->ram_mb * SNAP_MiB, vm->smp);
     qtest_quit(dst);
 }
@@ -280,7 +333,6 @@ void snap_snapshot_and_check(QTestState *src, const SnapVM *vm,
                              const char *file)
 {
     g_autofree char *uri = g_strdup_printf("file:%s", file);
-    g_autofree char *st = NULL;
 
     snap_migrate(src, uri);
     g_autoptr(JsonObject) info = snap_wait_end(src, SNAP_END_TIMEOUT_MS);
@@ -288,8 +340,7 @@ void snap_snapshot_and_check(QTestState *src, const SnapVM *vm,
         g_error("snapshot to %s: %s (%s)", uri, snap_status(info),
                 snap_error_desc(info));
     }
-    st = qtest_query_status(src);
-    g_assert_cmpstr(st, ==, "running");
+    snap_assert_run_state(src, "running");
     snap_assert_guest_runs(src);
     snap_assert_nothing_protected(src);
     snap_restore_and_check(vm, file);

@@ -1,9 +1,11 @@
 /*
- * Helpers for qtests that break background snapshots on purpose
- * (fault-inject-test, stress-test): start a guest with an environment,
- * drive a snapshot, and check what must hold after any ending: the guest
- * runs, no page is write-protected, no thread or descriptor leaked, and
- * a file restores to one instant (sweep-check.h).
+ * Helpers for the qtests that migrate and snapshot a guest
+ * (migration-test, bg-snapshot-test, bg-methods-test, mapped-ram-test,
+ * fault-inject-test, stress-test): start a guest with an environment,
+ * drive a migration or snapshot, and check what must hold after any
+ * ending: the guest runs, no page is write-protected, no thread or
+ * descriptor leaked, and a file restores to one instant (sweep-check.h).
+ * One copy of each, here: a fix to one reaches every test.
  */
 #ifndef SNAP_UTIL_H
 #define SNAP_UTIL_H
@@ -20,13 +22,27 @@ typedef struct SnapVM {
     const char *guest;      /* "a-b-sweep" or "random-writer" */
     int smp;
     int ram_mb;
+    /*
+     * RAM in two -numa nodes of different backends: memory-backend-ram
+     * "m0" (3/8 of it) then memory-backend-memfd "m1" (the rest).
+     */
+    bool two_blocks;
 } SnapVM;
 
+/* "-m ..M -smp N", and the two nodes if @vm has them. */
+char *snap_vm_args(const SnapVM *vm);
 /*
  * Start @vm running with each "NAME=VALUE" of @env (NULL-terminated, may
- * be NULL) set in snapvm's environment, and wait for the guest's output.
+ * be NULL) set in snapvm's environment, and wait until the guest shows
+ * that it runs: several a-b-sweep passes ("BB"), so that RAM is no longer
+ * zero and the step can be anywhere, or random-writer's 'R' (every 65536
+ * stores).  A guest that does not run fails the test.
  */
 QTestState *snap_start(const SnapVM *vm, const char *const *env);
+/* query-status says @want ("running", "paused", "postmigrate", ...). */
+void snap_assert_run_state(QTestState *qts, const char *want);
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+int snap_free_tcp_port(void);
 
 /* migrate-set-capabilities background-snapshot; the raw reply. */
 JsonObject *snap_try_set_capability(QTestState *qts, bool on);
@@ -42,8 +58,17 @@ const char *snap_error_desc(JsonObject *info);
 bool snap_over(JsonObject *info);
 /* Poll until completed, failed or cancelled; the final query-migrate. */
 JsonObject *snap_wait_end(QTestState *qts, int timeout_ms);
-/* A figure of query-migrate's "background-snapshot" object, or -1. */
+/*
+ * A figure of query-migrate's "background-snapshot" object; the test
+ * fails if the object or the figure is missing.
+ */
 gint64 snap_bg_stat(JsonObject *info, const char *name);
+/*
+ * Wait until the snapshot is active and the guest has taken at least one
+ * write fault; fail if it ends first or none comes within the progress
+ * timeout.
+ */
+void snap_wait_faulting(QTestState *qts);
 
 /* The guest writes to its serial port within the progress timeout. */
 void snap_assert_guest_runs(QTestState *qts);

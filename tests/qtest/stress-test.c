@@ -48,23 +48,6 @@ static gint64 proc_status_kib(QTestState *qts, const char *field)
     return g_ascii_strtoll(line + strlen(field) + 1, NULL, 10);
 }
 
-static void wait_blocked(QTestState *qts)
-{
-    gint64 deadline = g_get_monotonic_time() +
-                      SNAP_PROGRESS_TIMEOUT_MS * 1000ll;
-
-    for (;;) {
-        g_autoptr(JsonObject) info = snap_query_migrate(qts);
-        g_assert_false(snap_over(info));
-        if (!strcmp(snap_status(info), "active") &&
-            snap_bg_stat(info, "faults") > 0) {
-            return;
-        }
-        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-        g_usleep(2 * 1000);
-    }
-}
-
 static void test_cancel_random(void)
 {
     SnapVM vm = { "a-b-sweep", 2, RAM_MB };
@@ -91,7 +74,7 @@ static void test_cancel_random(void)
         case CANCEL_WHILE_BLOCKED:
             snap_set_params(src, 0, 4 * SNAP_MiB);
             snap_migrate(src, uri);
-            wait_blocked(src);
+            snap_wait_faulting(src);
             g_usleep(g_test_rand_int_range(0, 100) * 1000);
             break;
         default:
@@ -150,7 +133,7 @@ static void test_random_writer_storm(void)
     gint64 rss_before = proc_status_kib(src, "VmRSS:");
 
     snap_migrate(src, uri);
-    wait_blocked(src);
+    snap_wait_faulting(src);
     gsize serial_mid = qtest_serial_size(src);
     g_autoptr(JsonObject) info = snap_wait_end(src, SNAP_END_TIMEOUT_MS);
     gint64 hwm = proc_status_kib(src, "VmHWM:");
