@@ -48,7 +48,7 @@ const char *qtest_binary(void)
     return bin && *bin ? bin : "./snapvm";
 }
 
-char *qtest_guest_path(const char *name)
+static char *guest_file(const char *name)
 {
     const char *dir = g_getenv("SNAPVM_GUEST_DIR");
     g_autofree char *file = strchr(name, '.') ? g_strdup(name)
@@ -60,9 +60,20 @@ char *qtest_guest_path(const char *name)
     return g_build_filename(dir, file, NULL);
 }
 
+char *qtest_guest_path(const char *name)
+{
+    char *path = guest_file(name);
+
+    if (!g_file_test(path, G_FILE_TEST_IS_REGULAR)) {
+        g_error("guest program %s is missing: build the tests (meson test "
+                "does) or point SNAPVM_GUEST_DIR at them", path);
+    }
+    return path;
+}
+
 bool qtest_guest_exists(const char *name)
 {
-    g_autofree char *path = qtest_guest_path(name);
+    g_autofree char *path = guest_file(name);
 
     return g_file_test(path, G_FILE_TEST_IS_REGULAR);
 }

@@ -168,9 +168,11 @@ const char *qtest_binary(void);
 /*
  * A guest program: $SNAPVM_GUEST_DIR/NAME.elf (".elf" added when @name has
  * no dot), else tests/guest/NAME.elf relative to the current directory.
- * Caller frees.
+ * Caller frees.  A missing guest fails the test: the build makes them all,
+ * so a missing one is a fault, and skipping would shrink the suite.
  */
 char *qtest_guest_path(const char *name);
+/* Whether the guest program is there (without failing the test). */
 bool qtest_guest_exists(const char *name);
 
 #endif
