@@ -170,12 +170,11 @@ bool qemu_savevm_device_state_to_buffer(MachineState *ms, GByteArray *buf,
  * byte of the file and the first '{' after it, so no byte of the length
  * after its last NUL may be '{': pad with spaces until none is.
  */
-static char *savevm_description(MachineState *ms, uint32_t *len)
+char *qemu_savevm_description(const VMStateRegistry *reg, uint32_t *len)
 {
     g_autoptr(JsonBuilder) b = json_builder_new();
     g_autoptr(JsonGenerator) gen = json_generator_new();
     g_autoptr(JsonNode) root = NULL;
-    VMStateRegistry *reg = machine_vmstate(ms);
     GString *s;
 
     json_builder_begin_object(b);
@@ -212,7 +211,8 @@ static char *savevm_description(MachineState *ms, uint32_t *len)
 static bool save_end(QEMUFile *f, MachineState *ms, Error **errp)
 {
     uint32_t len;
-    g_autofree char *json = savevm_description(ms, &len);
+    g_autofree char *json = qemu_savevm_description(machine_vmstate(ms),
+                                                    &len);
 
     qemu_put_byte(f, QEMU_VM_EOF);
     qemu_put_byte(f, QEMU_VM_VMDESCRIPTION);

@@ -89,6 +89,13 @@ bool qemu_savevm_ram_complete(QEMUFile *f, RAMSaveState *rs, Error **errp);
 bool qemu_savevm_state_finish(QEMUFile *f, MachineState *ms,
                               const GByteArray *device_state, Error **errp);
 
+/*
+ * The JSON description of @reg's devices that ends a stream (after
+ * QEMU_VM_VMDESCRIPTION and its be32 length *@len), the layout that
+ * vmstate_layout_from_json() reads back.  Caller frees.
+ */
+char *qemu_savevm_description(const VMStateRegistry *reg, uint32_t *len);
+
 /* ---- reading a stream without a machine (snapvm-img) ---- */
 
 typedef struct StreamRAMBlockInfo {

@@ -3,9 +3,9 @@
  * post_load may refuse, and the JSON description rebuilds the layout.
  */
 #include "qemu/osdep.h"
-#include <json-glib/json-glib.h>
 #include "migration/channel.h"
 #include "migration/qemu-file.h"
+#include "migration/savevm.h"
 #include "migration/vmstate.h"
 
 typedef struct __attribute__((packed)) TestDev {
@@ -132,27 +132,6 @@ static void test_refusals(void)
     error_free(err);
 }
 
-static char *describe(const VMStateRegistry *reg)
-{
-    g_autoptr(JsonBuilder) b = json_builder_new();
-    g_autoptr(JsonGenerator) gen = json_generator_new();
-    g_autoptr(JsonNode) root = NULL;
-
-    json_builder_begin_object(b);
-    json_builder_set_member_name(b, "page_size");
-    json_builder_add_int_value(b, 4096);
-    json_builder_set_member_name(b, "devices");
-    json_builder_begin_array(b);
-    for (unsigned i = 0; i < vmstate_registry_count(reg); i++) {
-        vmstate_describe_entry(b, vmstate_registry_entry(reg, i));
-    }
-    json_builder_end_array(b);
-    json_builder_end_object(b);
-    root = json_builder_get_root(b);
-    json_generator_set_root(gen, root);
-    return json_generator_to_data(gen, NULL);
-}
-
 /* A layout rebuilt from the description reads what the device wrote. */
 static void test_layout_from_description(void)
 {
@@ -161,19 +140,21 @@ static void test_layout_from_description(void)
     g_autoptr(GByteArray) buf = save_testdev(&src);
     VMStateRegistry *reg = vmstate_registry_new();
     g_autofree char *json = NULL;
+    uint32_t len;
     g_autoptr(VMStateLayout) layout = NULL;
     const VMStateEntry *e;
     QEMUFile *f;
 
     vmstate_register(reg, 7, &vmstate_testdev, &src);
-    json = describe(reg);
+    /* The description snapvm writes into every stream. */
+    json = qemu_savevm_description(reg, &len);
     g_assert_nonnull(strstr(json, "\"name\":\"testdev\",\"instance_id\":7,"
                             "\"vmsd_name\":\"testdev\",\"version\":3"));
     g_assert_nonnull(strstr(json, "{\"name\":\"b\",\"type\":\"uint16\","
                             "\"size\":2}"));
     vmstate_registry_free(reg);
 
-    layout = vmstate_layout_from_json(json, strlen(json), &error_abort);
+    layout = vmstate_layout_from_json(json, len, &error_abort);
     e = vmstate_registry_find(vmstate_layout_registry(layout), "testdev", 7);
     g_assert_nonnull(e);
     g_assert_cmpuint(vmstate_wire_size(e->vmsd), ==, sizeof(testdev_wire));
