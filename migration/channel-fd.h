@@ -11,6 +11,7 @@
 
 #include "qemu/osdep.h"
 #include "migration/channel.h"
+#include "migration/fdset.h"
 
 typedef struct FdChannel {
     MigChannel parent;
@@ -55,12 +56,13 @@ MigChannel *mig_channel_exec_incoming(const char *command, Error **errp);
 /*
  * file: with @offset > 0 starts the stream that far into the file (the
  * bytes before it are kept on the way out) and has no positional I/O, so
- * mapped-ram is refused there.
+ * mapped-ram is refused there.  A @path "/dev/fdset/N" is a duplicate
+ * of a descriptor of add-fd set N from @fdsets (NULL: none).
  */
 MigChannel *mig_channel_file_outgoing(const char *path, uint64_t offset,
-                                      Error **errp);
+                                      MigFdSets *fdsets, Error **errp);
 MigChannel *mig_channel_file_incoming(const char *path, uint64_t offset,
-                                      Error **errp);
+                                      MigFdSets *fdsets, Error **errp);
 MigChannel *mig_channel_unix_outgoing(const char *path, Error **errp);
 MigChannel *mig_channel_unix_incoming(const char *path, Error **errp);
 MigChannel *mig_channel_tcp_outgoing(const char *hostport, Error **errp);

@@ -3,16 +3,24 @@
  * same directory, fsync'ed and renamed over PATH only when it is complete;
  * an aborted one is removed.  So a snapshot to file: is complete or absent,
  * and a crash never leaves half a file under the real name.
+ *
+ * file:/dev/fdset/N writes into a descriptor of an add-fd set instead:
+ * there is no name to rename to, so it is fsync'ed on close and cut back
+ * to where the stream started on abort.
  */
 #include "qemu/osdep.h"
 #include "qemu/fault-inject.h"
 #include "channel-fd.h"
+#include "migration/fdset.h"
 #include <sys/stat.h>
 
 typedef struct FileChannel {
     FdChannel fdc;
     char *path;         /* final name */
-    char *tmp_path;     /* where we write; NULL for incoming */
+    char *tmp_path;     /* where we write; NULL for incoming and fdsets */
+    /* Outgoing into an fdset's descriptor: the stream starts here. */
+    bool fdset_out;
+    uint64_t start;
     /*
      * The same file opened O_DIRECT, for mapped-ram page writes only: the
      * stream's small unaligned writes keep going through fdc.fd.
@@ -38,6 +46,9 @@ static void file_abort(MigChannel *ch)
     if (f->tmp_path) {
         unlink(f->tmp_path);
     }
+    if (f->fdset_out && f->fdc.fd >= 0 && ftruncate(f->fdc.fd, f->start)) {
+        /* Best effort: the migration has failed already. */
+    }
     file_free(f);
 }
 
@@ -57,6 +68,14 @@ static bool file_close(MigChannel *ch, Error **errp)
 {
     FileChannel *f = container_of(ch, FileChannel, fdc.parent);
 
+    if (f->fdset_out) {
+        if (fault_inject(FAULT_CHANNEL_FSYNC) || fsync(f->fdc.fd) < 0) {
+            error_setg_errno(errp, errno, "%s: fsync failed",
+                             ch->description);
+            file_abort(ch);
+            return false;
+        }
+    }
     if (!f->tmp_path) {
         file_free(f);
         return true;
@@ -321,12 +340,50 @@ static bool file_keep_head(int fd, const char *path, uint64_t offset,
     return true;
 }
 
+static MigChannel *file_fdset_outgoing(const char *path, int64_t set_id,
+                                       uint64_t offset, MigFdSets *fdsets,
+                                       Error **errp)
+{
+    g_autofree char *desc = file_description(path, offset);
+    int fd = fdsets ? mig_fdsets_dup(fdsets, set_id, O_WRONLY, errp) : -1;
+
+    if (!fdsets) {
+        error_setg(errp, "%s: no descriptor sets here", desc);
+    }
+    if (fd < 0) {
+        return NULL;
+    }
+    /* As QEMU: the file ends where the stream starts. */
+    if (ftruncate(fd, offset) < 0 || lseek(fd, offset, SEEK_SET) < 0) {
+        error_setg_errno(errp, errno, "%s: cannot start the stream at "
+                         "offset %" PRIu64, desc, offset);
+        close(fd);
+        return NULL;
+    }
+    FileChannel *f = g_new0(FileChannel, 1);
+    f->direct_fd = -1;
+    f->path = g_strdup(path);
+    f->fdset_out = true;
+    f->start = offset;
+    if (!fd_channel_init(&f->fdc, offset ? &file_at_offset_ops : &file_ops,
+                         fd, desc, errp)) {
+        file_free(f);
+        return NULL;
+    }
+    return &f->fdc.parent;
+}
+
 MigChannel *mig_channel_file_outgoing(const char *path, uint64_t offset,
-                                      Error **errp)
+                                      MigFdSets *fdsets, Error **errp)
 {
     g_autofree char *dir = g_path_get_dirname(path);
     g_autofree char *base = g_path_get_basename(path);
     g_autofree char *desc = file_description(path, offset);
+    int64_t set_id;
+
+    if (mig_fdset_path_id(path, &set_id)) {
+        return file_fdset_outgoing(path, set_id, offset, fdsets, errp);
+    }
 
     if (!*path) {
         error_setg(errp, "file: needs a path");
@@ -365,15 +422,34 @@ MigChannel *mig_channel_file_outgoing(const char *path, uint64_t offset,
 }
 
 MigChannel *mig_channel_file_incoming(const char *path, uint64_t offset,
-                                      Error **errp)
+                                      MigFdSets *fdsets, Error **errp)
 {
     g_autofree char *desc = file_description(path, offset);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
+    int64_t set_id;
+    int fd;
 
-    if (fd < 0) {
-        error_setg_errno(errp, errno, "%s: cannot open", desc);
-        return NULL;
+    if (mig_fdset_path_id(path, &set_id)) {
+        if (!fdsets) {
+            error_setg(errp, "%s: no descriptor sets here", desc);
+            return NULL;
+        }
+        fd = mig_fdsets_dup(fdsets, set_id, O_RDONLY, errp);
+        if (fd < 0) {
+            return NULL;
+        }
+        /* Its position is shared with the set's copy: start from 0. */
+        if (!offset && lseek(fd, 0, SEEK_SET) < 0) {
+            error_setg_errno(errp, errno, "%s: cannot seek", desc);
+            close(fd);
+            return NULL;
+        }
+    } else {
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            error_setg_errno(errp, errno, "%s: cannot open", desc);
+            return NULL;
+        }
     }
     if (offset && (fstat(fd, &st) < 0 || (uint64_t)st.st_size < offset ||
                    lseek(fd, offset, SEEK_SET) < 0)) {

@@ -9,6 +9,7 @@
 struct MigFdStore {
     GMutex lock;            /* the migration thread takes fds too */
     GHashTable *fds;        /* name -> GINT_TO_POINTER(fd) */
+    MigFdSets *fdsets;      /* add-fd's sets, for file:/dev/fdset/N */
 };
 
 MigFdStore *mig_fd_store_new(void)
@@ -17,6 +18,7 @@ MigFdStore *mig_fd_store_new(void)
 
     g_mutex_init(&store->lock);
     store->fds = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    store->fdsets = mig_fdsets_new();
     return store;
 }
 
@@ -32,6 +34,7 @@ void mig_fd_store_free(MigFdStore *store)
     }
     g_hash_table_foreach(store->fds, mig_fd_close_entry, NULL);
     g_hash_table_destroy(store->fds);
+    mig_fdsets_free(store->fdsets);
     g_mutex_clear(&store->lock);
     g_free(store);
 }
@@ -91,6 +94,11 @@ int mig_fd_store_take(MigFdStore *store, const char *name, Error **errp)
         return -1;
     }
     return GPOINTER_TO_INT(fd);
+}
+
+MigFdSets *mig_fd_store_fdsets(MigFdStore *store)
+{
+    return store->fdsets;
 }
 
 bool mig_fd_store_has(MigFdStore *store, const char *name)
@@ -193,7 +201,15 @@ bool mig_uri_check(const char *uri, MigFdStore *fds, Error **errp)
         g_autofree char *path = NULL;
         uint64_t offset;
 
+        int64_t set_id;
+
         if (!mig_uri_parse_file(arg, &path, &offset, errp)) {
+            return false;
+        }
+        if (mig_fdset_path_id(path, &set_id) &&
+            (!fds || !mig_fdsets_has(fds->fdsets, set_id))) {
+            error_setg(errp, "File descriptor set %" PRId64 " has not been "
+                       "found (add-fd)", set_id);
             return false;
         }
     }
@@ -238,7 +254,8 @@ MigChannel *mig_channel_open_outgoing(const char *uri, MigFdStore *fds,
         if (!mig_uri_parse_file(arg, &path, &offset, errp)) {
             return NULL;
         }
-        return mig_channel_file_outgoing(path, offset, errp);
+        return mig_channel_file_outgoing(path, offset,
+                                         fds ? fds->fdsets : NULL, errp);
     }
     if ((arg = uri_strip(uri, "unix:"))) {
         return mig_channel_unix_outgoing(arg, errp);
@@ -267,7 +284,8 @@ MigChannel *mig_channel_open_incoming(const char *uri, MigFdStore *fds,
         if (!mig_uri_parse_file(arg, &path, &offset, errp)) {
             return NULL;
         }
-        return mig_channel_file_incoming(path, offset, errp);
+        return mig_channel_file_incoming(path, offset,
+                                         fds ? fds->fdsets : NULL, errp);
     }
     if ((arg = uri_strip(uri, "unix:"))) {
         return mig_channel_unix_incoming(arg, errp);

@@ -371,6 +371,74 @@ static JsonNode *qmp_closefd(JsonObject *args, void *opaque, Error **errp)
     return NULL;
 }
 
+static JsonNode *qmp_add_fd(JsonObject *args, void *opaque, Error **errp)
+{
+    MigrationState *s = opaque;
+    bool has_id = json_object_has_member(args, "fdset-id");
+    int64_t id = has_id ? json_object_get_int_member(args, "fdset-id") : 0;
+    int fd = monitor_take_passed_fd();
+
+    if (fd < 0) {
+        error_setg(errp, "No file descriptor supplied via SCM_RIGHTS");
+        return NULL;
+    }
+    id = mig_fdsets_add(mig_fd_store_fdsets(s->fds), has_id, id,
+                        arg_str(args, "opaque"), fd, errp);
+    if (id < 0) {
+        close(fd);
+        return NULL;
+    }
+    JsonObject *ret = json_object_new();
+    json_object_set_int_member(ret, "fdset-id", id);
+    json_object_set_int_member(ret, "fd", fd);
+    return json_node_from_object(ret);
+}
+
+static JsonNode *qmp_remove_fd(JsonObject *args, void *opaque, Error **errp)
+{
+    MigrationState *s = opaque;
+    bool has_fd = json_object_has_member(args, "fd");
+
+    mig_fdsets_remove(mig_fd_store_fdsets(s->fds),
+                      json_object_get_int_member(args, "fdset-id"), has_fd,
+                      has_fd ? json_object_get_int_member(args, "fd") : -1,
+                      errp);
+    return NULL;
+}
+
+/* Builds query-fdsets' list: entries come ordered by set id. */
+static void fdset_info_add(int64_t set_id, int fd, const char *opaque,
+                           void *data)
+{
+    JsonArray *list = data;
+    guint n = json_array_get_length(list);
+    JsonObject *set = n ? json_array_get_object_element(list, n - 1) : NULL;
+
+    if (!set || json_object_get_int_member(set, "fdset-id") != set_id) {
+        set = json_object_new();
+        json_object_set_int_member(set, "fdset-id", set_id);
+        json_object_set_array_member(set, "fds", json_array_new());
+        json_array_add_object_element(list, set);
+    }
+    JsonObject *info = json_object_new();
+    json_object_set_int_member(info, "fd", fd);
+    if (opaque) {
+        json_object_set_string_member(info, "opaque", opaque);
+    }
+    json_array_add_object_element(json_object_get_array_member(set, "fds"),
+                                  info);
+}
+
+static JsonNode *qmp_query_fdsets(JsonObject *args, void *opaque,
+                                  Error **errp)
+{
+    MigrationState *s = opaque;
+    JsonArray *list = json_array_new();
+
+    mig_fdsets_foreach(mig_fd_store_fdsets(s->fds), fdset_info_add, list);
+    return json_node_from_array(list);
+}
+
 void migration_register_qmp_commands(MigrationState *s)
 {
     static const QmpArgSpec migrate_args[] = {
@@ -402,6 +470,16 @@ void migration_register_qmp_commands(MigrationState *s)
         { "fdname", QMP_ARG_STR },
         QMP_ARGS_END
     };
+    static const QmpArgSpec add_fd_args[] = {
+        { "fdset-id", QMP_ARG_INT, true },
+        { "opaque", QMP_ARG_STR, true },
+        QMP_ARGS_END
+    };
+    static const QmpArgSpec remove_fd_args[] = {
+        { "fdset-id", QMP_ARG_INT },
+        { "fd", QMP_ARG_INT, true },
+        QMP_ARGS_END
+    };
 
     qmp_register_command("migrate", migrate_args, qmp_migrate, s,
                          QMP_CMD_NONE);
@@ -421,5 +499,10 @@ void migration_register_qmp_commands(MigrationState *s)
                          qmp_query_migrate_parameters, s, QMP_CMD_NONE);
     qmp_register_command("getfd", fdname_args, qmp_getfd, s, QMP_CMD_NONE);
     qmp_register_command("closefd", fdname_args, qmp_closefd, s,
+                         QMP_CMD_NONE);
+    qmp_register_command("add-fd", add_fd_args, qmp_add_fd, s, QMP_CMD_NONE);
+    qmp_register_command("remove-fd", remove_fd_args, qmp_remove_fd, s,
+                         QMP_CMD_NONE);
+    qmp_register_command("query-fdsets", NULL, qmp_query_fdsets, s,
                          QMP_CMD_NONE);
 }

@@ -12,6 +12,7 @@
 #include "qapi/error.h"
 #include "migration/background-snapshot.h"
 #include "migration/channel.h"
+#include "migration/fdset.h"
 #include "migration/misc.h"
 #include "migration/options.h"
 #include "migration/savevm.h"
@@ -130,6 +131,8 @@ bool mig_fd_store_close(MigFdStore *store, const char *name, Error **errp);
 /* Removes @name and returns its fd, which the caller now owns. */
 int mig_fd_store_take(MigFdStore *store, const char *name, Error **errp);
 bool mig_fd_store_has(MigFdStore *store, const char *name);
+/* add-fd's descriptor sets, which live as long as the store. */
+MigFdSets *mig_fd_store_fdsets(MigFdStore *store);
 
 /* Whether @uri names a known transport (and an existing fd: name). */
 bool mig_uri_check(const char *uri, MigFdStore *fds, Error **errp);

@@ -2,12 +2,16 @@
  * What QEMU clients put in migration URIs and capability lists: file:
  * with ",offset=" (both ways, and what is refused beside it), QEMU's
  * capabilities that snapvm does not implement (off accepted, on refused
- * by name), and MIGRATION_PASS.  Only libqtest: the shared migration
+ * by name), MIGRATION_PASS, and add-fd / remove-fd / query-fdsets with
+ * file:/dev/fdset/N, as libvirt hands a migration a file.  Only libqtest: the shared migration
  * helpers are not used here.
  */
 #include "libqtest.h"
 
+#include <fcntl.h>
+#include <inttypes.h>
 #include <string.h>
+#include <unistd.h>
 #include <glib/gstdio.h>
 
 #define OFFSET 4096
@@ -220,6 +224,124 @@ static void test_migration_pass_events(void)
     }
 }
 
+static JsonObject *add_fd(QTestState *qts, int fd, const char *args)
+{
+    g_autoptr(JsonObject) reply = qtest_qmp_fds(
+        qts, &fd, 1, "{\"execute\": \"add-fd\", \"arguments\": {%s}}",
+        args);
+    JsonObject *ret;
+
+    g_assert_true(json_object_has_member(reply, "return"));
+    ret = json_object_get_object_member(reply, "return");
+    g_assert_true(json_object_has_member(ret, "fdset-id"));
+    g_assert_cmpint(json_object_get_int_member(ret, "fd"), >=, 0);
+    return json_object_ref(ret);
+}
+
+static JsonObject *remove_fd(QTestState *qts, int64_t set, int64_t fd)
+{
+    if (fd < 0) {
+        return qtest_qmp(qts, "{\"execute\": \"remove-fd\", \"arguments\": "
+                         "{\"fdset-id\": %" PRId64 "}}", set);
+    }
+    return qtest_qmp(qts, "{\"execute\": \"remove-fd\", \"arguments\": "
+                     "{\"fdset-id\": %" PRId64 ", \"fd\": %" PRId64 "}}",
+                     set, fd);
+}
+
+/*
+ * libvirt's way: the file is opened by the client and passed with add-fd;
+ * file:/dev/fdset/N saves into it and loads from it.  Then remove-fd and
+ * query-fdsets as QEMU answers them.
+ */
+static void test_fdset_round_trip(void)
+{
+    QTestState *src = start_idle("-S");
+    g_autofree char *path = g_build_filename(qtest_tmpdir(src), "fd.snap",
+                                             NULL);
+    int wfd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int rfd = open(path, O_RDONLY | O_CLOEXEC);
+    g_autofree char *got = NULL;
+    gsize len;
+
+    g_assert_cmpint(wfd, >=, 0);
+    g_assert_cmpint(rfd, >=, 0);
+    g_autoptr(JsonObject) a1 = add_fd(src, wfd, "\"opaque\": \"save\"");
+    g_autoptr(JsonObject) a2 = add_fd(src, rfd, "\"fdset-id\": 0");
+    g_assert_cmpint(json_object_get_int_member(a1, "fdset-id"), ==, 0);
+    g_assert_cmpint(json_object_get_int_member(a2, "fdset-id"), ==, 0);
+    /* Without an id, the lowest free one. */
+    g_autoptr(JsonObject) a3 = add_fd(src, rfd, "");
+    g_assert_cmpint(json_object_get_int_member(a3, "fdset-id"), ==, 1);
+
+    g_autoptr(JsonNode) sets = qtest_qmp_assert_success(src,
+        "{\"execute\": \"query-fdsets\"}");
+    JsonArray *list = json_node_get_array(sets);
+    g_assert_cmpuint(json_array_get_length(list), ==, 2);
+    JsonObject *set0 = json_array_get_object_element(list, 0);
+    g_assert_cmpint(json_object_get_int_member(set0, "fdset-id"), ==, 0);
+    JsonArray *fds0 = json_object_get_array_member(set0, "fds");
+    g_assert_cmpuint(json_array_get_length(fds0), ==, 2);
+    int64_t wfd_there = json_object_get_int_member(a1, "fd");
+    for (guint i = 0; i < 2; i++) {
+        JsonObject *e = json_array_get_object_element(fds0, i);
+        bool is_w = json_object_get_int_member(e, "fd") == wfd_there;
+        g_assert_cmpstr(json_object_get_string_member_with_default(
+                            e, "opaque", NULL), ==, is_w ? "save" : NULL);
+    }
+
+    migrate_ok(src, "file:/dev/fdset/0");
+    wait_migration(src, "completed");
+    g_assert_true(g_file_get_contents(path, &got, &len, NULL));
+    g_assert_cmpuint(len, >, 4);
+    g_assert_true(memcmp(got, "QEVM", 4) == 0);
+
+    QTestState *dst = start_idle("-S -incoming defer");
+    g_autoptr(JsonObject) d1 = add_fd(dst, rfd, "\"fdset-id\": 5");
+    g_autoptr(JsonNode) inc = qtest_qmp_assert_success(dst,
+        "{\"execute\": \"migrate-incoming\", \"arguments\": "
+        "{\"uri\": \"file:/dev/fdset/5\"}}");
+    wait_migration(dst, "completed");
+    qtest_quit(dst);
+
+    /* remove-fd: one descriptor, then the set; each once. */
+    g_autoptr(JsonObject) r1 = remove_fd(src, 0, wfd_there);
+    g_assert_true(json_object_has_member(r1, "return"));
+    g_autoptr(JsonObject) r2 = remove_fd(src, 0, wfd_there);
+    g_autofree char *want2 = g_strdup_printf(
+        "File descriptor named 'fdset-id:0, fd:%" PRId64 "' not found",
+        wfd_there);
+    g_assert_cmpstr(qtest_reply_error_desc(r2, "GenericError"), ==, want2);
+    g_autoptr(JsonObject) r3 = remove_fd(src, 0, -1);
+    g_assert_true(json_object_has_member(r3, "return"));
+    g_autoptr(JsonObject) r4 = remove_fd(src, 0, -1);
+    g_assert_cmpstr(qtest_reply_error_desc(r4, "GenericError"), ==,
+                    "File descriptor named 'fdset-id:0' not found");
+    g_autoptr(JsonObject) m = NULL;
+    g_assert_cmpstr(migrate_error(src, "file:/dev/fdset/0", &m), ==,
+                    "File descriptor set 0 has not been found (add-fd)");
+    /* A set with only a read-only descriptor cannot take a snapshot. */
+    migrate_ok(src, "file:/dev/fdset/1");
+    for (gint64 end = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;;) {
+        g_autoptr(JsonNode) info = qtest_qmp_assert_success(
+            src, "{\"execute\": \"query-migrate\"}");
+        JsonObject *o = json_node_get_object(info);
+
+        if (!strcmp(json_object_get_string_member(o, "status"), "failed")) {
+            g_assert_nonnull(strstr(
+                json_object_get_string_member(o, "error-desc"),
+                "/dev/fdset/1: no descriptor in the set has the access "
+                "mode needed"));
+            break;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, end);
+        g_usleep(20 * 1000);
+    }
+    qtest_quit(src);
+    close(wfd);
+    close(rfd);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -229,6 +351,8 @@ int main(int argc, char **argv)
                     test_file_options_refused);
     g_test_add_func("/migration-uri/capabilities/qemu-off-ok-on-refused",
                     test_qemu_capabilities_off_ok_on_refused);
+    g_test_add_func("/migration-uri/fdset/add-save-load-remove",
+                    test_fdset_round_trip);
     g_test_add_func("/migration-uri/events/migration-pass",
                     test_migration_pass_events);
     return g_test_run();
