@@ -238,6 +238,7 @@ static void test_method_names(void)
     g_autofree char *out =
         qtest_hmp(qts, "migrate_set_parameter x-background-snapshot-method "
                   "mprotect");
+    g_assert_cmpstr(out, ==, "");
     g_autoptr(JsonNode) p = qtest_qmp_assert_success(qts,
         "{\"execute\": \"query-migrate-parameters\"}");
     g_assert_cmpstr(json_object_get_string_member(json_node_get_object(p),

@@ -527,8 +527,8 @@ static void read_greeting_and_negotiate(QTestState *qts, bool negotiate)
         g_error("snapvm did not send a QMP greeting");
     }
     if (negotiate) {
-        g_autoptr(JsonNode) ret =
-            qtest_qmp_assert_success(qts, "{\"execute\": \"qmp_capabilities\"}");
+        json_node_unref(qtest_qmp_assert_success(qts,
+            "{\"execute\": \"qmp_capabilities\"}"));
     }
 }
 

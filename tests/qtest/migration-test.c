@@ -517,6 +517,9 @@ static void test_options(void)
     g_autofree char *o2 = qtest_hmp(qts, "migrate_set_capability events on");
     g_autofree char *o3 = qtest_hmp(qts, "info migrate_parameters");
     g_autofree char *o4 = qtest_hmp(qts, "info migrate_capabilities");
+    /* A setting that took prints nothing. */
+    g_assert_cmpstr(o1, ==, "");
+    g_assert_cmpstr(o2, ==, "");
     g_assert_nonnull(strstr(o3, "downtime-limit: 123 ms"));
     g_assert_nonnull(strstr(o4, "events: on"));
     g_assert_nonnull(strstr(o4, "background-snapshot: off"));

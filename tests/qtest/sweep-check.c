@@ -12,13 +12,13 @@ guint8 *sweep_read_guest_ram(QTestState *qts, uint64_t addr, uint64_t size)
     g_autofree char *file = g_build_filename(qtest_tmpdir(qts), "pmem.bin",
                                              NULL);
     g_autofree char *quoted = qtest_json_quote(file);
-    g_autoptr(JsonNode) ret = qtest_qmp_assert_success(qts,
-        "{\"execute\": \"pmemsave\", \"arguments\": {\"val\": %" PRIu64
-        ", \"size\": %" PRIu64 ", \"filename\": %s}}", addr, size, quoted);
     g_autoptr(GError) err = NULL;
     char *buf = NULL;
     gsize len;
 
+    json_node_unref(qtest_qmp_assert_success(qts,
+        "{\"execute\": \"pmemsave\", \"arguments\": {\"val\": %" PRIu64
+        ", \"size\": %" PRIu64 ", \"filename\": %s}}", addr, size, quoted));
     if (!g_file_get_contents(file, &buf, &len, &err)) {
         g_error("%s", err->message);
     }
