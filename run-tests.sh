@@ -67,13 +67,13 @@ PY
 
 # run_fuzz: build everything with clang (ASan+UBSan, -Werror: the qtests
 # and unit tests too, so that they build with both compilers) and run
-# each libFuzzer target for $FUZZ_RUNS inputs, mutating
-# tests/fuzz/corpus/TARGET (the checked-in seeds are only read).  A
-# crash, leak, timeout or memory blow-up fails that target; the input
-# that did it is kept in $FUZZ_BUILD_DIR/fuzz-artifacts/ and belongs in
-# tests/fuzz/regressions/.
+# each libFuzzer target for $FUZZ_RUNS inputs, mutating a copy of its
+# seed corpus tests/fuzz/corpus/CORPUS (the checked-in seeds are only
+# read).  A crash, leak, timeout or memory blow-up fails that target; the
+# input that did it is kept in $FUZZ_BUILD_DIR/fuzz-artifacts/ and
+# belongs in tests/fuzz/regressions/TARGET/.
 run_fuzz() {
-    local dir=$FUZZ_BUILD_DIR target work rc
+    local dir=$FUZZ_BUILD_DIR target corpus work rc
     echo "=== $dir: build (clang, every program)"
     if { [ -f "$dir/build.ninja" ] ||
          CC=clang meson setup "$dir" --werror -Dfuzzing=true \
@@ -86,14 +86,17 @@ run_fuzz() {
         return
     fi
     mkdir -p "$dir/fuzz-artifacts"
-    for target in loadvm qmp; do
+    # TARGET:CORPUS, as in tests/fuzz/meson.build
+    for target in loadvm:loadvm loadvm-machine:loadvm qmp:qmp; do
+        corpus=${target#*:}
+        target=${target%%:*}
         work=$(mktemp -d)
         echo "=== $dir: fuzz-$target, ${FUZZ_RUNS:-20000} inputs"
         # -max_total_time only bounds a pathologically slow run.
         ASAN_OPTIONS=detect_leaks=1 \
         UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
             "$dir/tests/fuzz/fuzz-$target" "$work" \
-            "tests/fuzz/corpus/$target" -runs="${FUZZ_RUNS:-20000}" \
+            "tests/fuzz/corpus/$corpus" -runs="${FUZZ_RUNS:-20000}" \
             -max_total_time=600 -timeout=20 \
             -artifact_prefix="$dir/fuzz-artifacts/$target-" \
             -print_final_stats=1 >"$work.log" 2>&1
@@ -138,7 +141,7 @@ if [ "${SKIP_FUZZ:-0}" != 1 ]; then
         echo "0 1 0" >>"$summary"   # root, and still no clang: a failure
     else
         echo "=== fuzzing skipped: no clang (SKIP_FUZZ=1 says so quietly)"
-        echo "0 0 2" >>"$summary"   # two targets skipped
+        echo "0 0 3" >>"$summary"   # three targets skipped
     fi
 fi
 

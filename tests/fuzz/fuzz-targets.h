@@ -13,6 +13,10 @@
 
 /* A migration stream, through the loader in inspect mode (snapvm-img's). */
 int fuzz_loadvm_one(const uint8_t *data, size_t size);
+/* The same, loaded into machines as snapvm -incoming does. */
+int fuzz_loadvm_machine_one(const uint8_t *data, size_t size);
+/* How many of fuzz-loadvm-machine's machines took the whole stream. */
+unsigned fuzz_loadvm_machine_count(const uint8_t *data, size_t size);
 /* Bytes a QMP client sends: JSON streamer, parser and dispatcher. */
 int fuzz_qmp_one(const uint8_t *data, size_t size);
 

@@ -12,13 +12,15 @@
 #include "fuzz-targets.h"
 
 typedef struct FuzzTarget {
-    const char *name;
+    const char *name;       /* fuzz-NAME; regressions/NAME/ */
+    const char *corpus;     /* corpus/CORPUS/ */
     int (*one)(const uint8_t *data, size_t size);
 } FuzzTarget;
 
 static const FuzzTarget targets[] = {
-    { "loadvm", fuzz_loadvm_one },
-    { "qmp", fuzz_qmp_one },
+    { "loadvm", "loadvm", fuzz_loadvm_one },
+    { "loadvm-machine", "loadvm", fuzz_loadvm_machine_one },
+    { "qmp", "qmp", fuzz_qmp_one },
 };
 
 static unsigned replay_dir(const FuzzTarget *t, const char *dir)
@@ -57,7 +59,7 @@ static unsigned replay_dir(const FuzzTarget *t, const char *dir)
 static void test_replay(gconstpointer opaque)
 {
     const FuzzTarget *t = opaque;
-    g_autofree char *corpus = g_build_filename(FUZZ_DIR, "corpus", t->name,
+    g_autofree char *corpus = g_build_filename(FUZZ_DIR, "corpus", t->corpus,
                                                NULL);
     g_autofree char *regress = g_build_filename(FUZZ_DIR, "regressions",
                                                 t->name, NULL);
@@ -102,11 +104,44 @@ static void test_layout_total_bounded(void)
     error_free(err);
 }
 
+/*
+ * Every seed is a whole stream that snapvm wrote: it must load into
+ * exactly one of fuzz-loadvm-machine's machines (the one of its layout),
+ * or the target only ever exercises refusals.
+ */
+static void test_seeds_load_into_a_machine(void)
+{
+    g_autofree char *dir = g_build_filename(FUZZ_DIR, "corpus", "loadvm",
+                                            NULL);
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    const char *name;
+    unsigned seeds = 0;
+
+    g_assert_nonnull(d);
+    while ((name = g_dir_read_name(d))) {
+        g_autofree char *path = g_build_filename(dir, name, NULL);
+        g_autofree char *data = NULL;
+        gsize len;
+
+        if (name[0] == '.') {
+            continue;
+        }
+        g_assert_true(g_file_get_contents(path, &data, &len, NULL));
+        if (fuzz_loadvm_machine_count((const uint8_t *)data, len) != 1) {
+            g_error("%s did not load into exactly one machine", path);
+        }
+        seeds++;
+    }
+    g_assert_cmpuint(seeds, >, 0);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/fuzz-corpus/loadvm/layout-total-bounded",
                     test_layout_total_bounded);
+    g_test_add_func("/fuzz-corpus/loadvm-machine/seeds-load",
+                    test_seeds_load_into_a_machine);
     for (unsigned i = 0; i < G_N_ELEMENTS(targets); i++) {
         g_autofree char *path = g_strdup_printf("/fuzz-corpus/%s",
                                                 targets[i].name);
