@@ -186,7 +186,7 @@ static void test_roundtrip(gconstpointer opaque)
         out_uri = g_strdup(in_uri);
         break;
     case T_TCP:
-        in_uri = g_strdup_printf("tcp:127.0.0.1:%d", snap_free_tcp_port());
+        in_uri = g_strdup_printf("tcp:127.0.0.1:%d", test_free_tcp_port());
         out_uri = g_strdup(in_uri);
         break;
     case T_FD_SOCKET:
@@ -332,7 +332,7 @@ static void test_fail_target_closes_early(void)
 static void test_fail_unreachable(void)
 {
     g_autofree char *uri = g_strdup_printf("tcp:127.0.0.1:%d",
-                                           snap_free_tcp_port());
+                                           test_free_tcp_port());
     check_failure(uri, "Connection refused");
 }
 

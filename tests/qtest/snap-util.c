@@ -3,13 +3,10 @@
  */
 #include "snap-util.h"
 
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <netinet/in.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 #include <glib/gstdio.h>
 
@@ -49,19 +46,6 @@ void snap_assert_run_state(QTestState *qts, const char *want)
     g_autofree char *st = qtest_query_status(qts);
 
     g_assert_cmpstr(st, ==, want);
-}
-
-int snap_free_tcp_port(void)
-{
-    struct sockaddr_in sin = { .sin_family = AF_INET,
-                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof(sin);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    g_assert_cmpint(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), ==, 0);
-    g_assert_cmpint(getsockname(fd, (struct sockaddr *)&sin, &len), ==, 0);
-    close(fd);
-    return ntohs(sin.sin_port);
 }
 
 JsonObject *snap_try_set_capability(QTestState *qts, bool on)

@@ -10,6 +10,7 @@
 #ifndef SNAP_UTIL_H
 #define SNAP_UTIL_H
 
+#include "free-port.h"
 #include "libqtest.h"
 #include "sweep-check.h"
 
@@ -41,8 +42,6 @@ char *snap_vm_args(const SnapVM *vm);
 QTestState *snap_start(const SnapVM *vm, const char *const *env);
 /* query-status says @want ("running", "paused", "postmigrate", ...). */
 void snap_assert_run_state(QTestState *qts, const char *want);
-/* A TCP port on 127.0.0.1 that was free a moment ago. */
-int snap_free_tcp_port(void);
 
 /* migrate-set-capabilities background-snapshot; the raw reply. */
 JsonObject *snap_try_set_capability(QTestState *qts, bool on);

@@ -5,7 +5,7 @@
 #include "qemu/osdep.h"
 #include "migration/channel.h"
 #include "migration/migration.h"
-#include <netinet/in.h>
+#include "free-port.h"
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -249,30 +249,17 @@ static void test_unix_socket(void)
     g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
 }
 
-static int free_tcp_port(void)
-{
-    struct sockaddr_in sin = { .sin_family = AF_INET,
-                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof(sin);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    g_assert_cmpint(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), ==, 0);
-    g_assert_cmpint(getsockname(fd, (struct sockaddr *)&sin, &len), ==, 0);
-    close(fd);
-    return ntohs(sin.sin_port);
-}
-
 static void test_tcp_socket(void)
 {
     g_autofree char *uri = g_strdup_printf("tcp:127.0.0.1:%d",
-                                           free_tcp_port());
+                                           test_free_tcp_port());
     socket_roundtrip(uri);
 }
 
 static void test_unreachable(void)
 {
     g_autofree char *uri = g_strdup_printf("tcp:127.0.0.1:%d",
-                                           free_tcp_port());
+                                           test_free_tcp_port());
     Error *err = NULL;
 
     g_assert_null(mig_channel_open_outgoing(uri, NULL, &err));
