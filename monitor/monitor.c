@@ -17,7 +17,7 @@ struct MonitorListener {
     MonitorKind kind;
     MachineState *ms;
     int fd;
-    char *path;             /* unlinked at cleanup */
+    char *path;             /* unlinked at cleanup; NULL if inherited */
     guint watch;
     unsigned clients;
 };
@@ -573,6 +573,57 @@ static bool parse_unix_spec(const char *spec, char **path, bool *wait,
     return true;
 }
 
+/* Serve the listening socket @fd; @path (owned) names it, or is NULL. */
+static void listener_add(MonitorKind kind, MachineState *ms, int fd,
+                         char *path, bool wait)
+{
+    MonitorListener *lis = g_new0(MonitorListener, 1);
+
+    lis->kind = kind;
+    lis->ms = ms;
+    lis->fd = fd;
+    lis->path = path;
+    lis->watch = g_unix_fd_add(fd, G_IO_IN, listener_accept, lis);
+    listeners = g_list_append(listeners, lis);
+    if (wait) {
+        /* wait=on: like QEMU, nothing starts before the first client. */
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+        fprintf(stderr, "snapvm: waiting for connection on %s\n",
+                path ? path : "an inherited socket");
+        while (poll(&pfd, 1, -1) < 0 && errno == EINTR) {
+        }
+        listener_accept(fd, G_IO_IN, lis);
+    }
+}
+
+bool monitor_init_listen_fd(bool qmp, int fd, bool wait, MachineState *ms,
+                            Error **errp)
+{
+    int type;
+    socklen_t len = sizeof(type);
+    int accepting = 0;
+    socklen_t alen = sizeof(accepting);
+
+    monitor_events_init();
+    qmp_register_monitor_commands(ms);
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+        type != SOCK_STREAM ||
+        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &alen) < 0 ||
+        !accepting) {
+        error_setg(errp, "-chardev fd=%d: not a listening stream socket", fd);
+        return false;
+    }
+    /* Ours now: not passed on to exec: commands, never blocking accept. */
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 ||
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
+        error_setg_errno(errp, errno, "-chardev fd=%d", fd);
+        return false;
+    }
+    listener_add(qmp ? MONITOR_QMP : MONITOR_HMP, ms, fd, NULL, wait);
+    return true;
+}
+
 static bool monitor_init(MonitorKind kind, const char *spec, MachineState *ms,
                          Error **errp)
 {
@@ -594,7 +645,6 @@ static bool monitor_init(MonitorKind kind, const char *spec, MachineState *ms,
     }
     if (g_str_has_prefix(spec, "unix:")) {
         g_autofree char *path = NULL;
-        MonitorListener *lis;
         bool wait;
         int fd;
 
@@ -607,23 +657,7 @@ static bool monitor_init(MonitorKind kind, const char *spec, MachineState *ms,
             error_prepend(errp, "%s: ", opt);
             return false;
         }
-        lis = g_new0(MonitorListener, 1);
-        lis->kind = kind;
-        lis->ms = ms;
-        lis->fd = fd;
-        lis->path = g_steal_pointer(&path);
-        lis->watch = g_unix_fd_add(fd, G_IO_IN, listener_accept, lis);
-        listeners = g_list_append(listeners, lis);
-        if (wait) {
-            /* wait=on: like QEMU, nothing starts before the first client. */
-            struct pollfd pfd = { .fd = fd, .events = POLLIN };
-
-            fprintf(stderr, "snapvm: waiting for connection on %s\n",
-                    lis->path);
-            while (poll(&pfd, 1, -1) < 0 && errno == EINTR) {
-            }
-            listener_accept(fd, G_IO_IN, lis);
-        }
+        listener_add(kind, ms, fd, g_steal_pointer(&path), wait);
         return true;
     }
     error_setg(errp, "%s '%s': expected stdio or unix:PATH,server=on,wait=off",
@@ -655,7 +689,9 @@ void monitor_cleanup(void)
         listeners = g_list_remove(listeners, lis);
         g_source_remove(lis->watch);
         close(lis->fd);
-        unlink(lis->path);
+        if (lis->path) {
+            unlink(lis->path);
+        }
         g_free(lis->path);
         g_free(lis);
     }

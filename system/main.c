@@ -10,6 +10,7 @@
 #include "migration/misc.h"
 #include "monitor/monitor.h"
 #include "sysemu/cmdline.h"
+#include "sysemu/daemon.h"
 #include "sysemu/machine-cmds.h"
 
 #include <glib-unix.h>
@@ -57,6 +58,13 @@ static bool monitors_init(const SnapvmOptions *opts, MachineState *ms,
             return false;
         }
     }
+    for (unsigned i = 0; i < opts->monitor_fds->len; i++) {
+        const MonitorFdSpec *m = &g_array_index(opts->monitor_fds,
+                                                MonitorFdSpec, i);
+        if (!monitor_init_listen_fd(m->qmp, m->fd, m->wait, ms, errp)) {
+            return false;
+        }
+    }
     return true;
 }
 
@@ -82,6 +90,13 @@ int main(int argc, char **argv)
     /* A closed monitor socket must not kill us; write() reports it. */
     signal(SIGPIPE, SIG_IGN);
 
+    /* Before any thread exists: fork() keeps only the caller's. */
+    if (opts.daemonize && !daemonize_start(&err)) {
+        goto fail;
+    }
+    if (opts.pidfile && !pidfile_create(opts.pidfile, &err)) {
+        goto fail;
+    }
     if (opts.logfile && !snapvm_log_open(opts.logfile, &err)) {
         goto fail;
     }
@@ -114,6 +129,8 @@ int main(int argc, char **argv)
     } else if (!opts.start_paused) {
         vm_start(ms);
     }
+    /* The monitors listen: a daemon's parent may return now. */
+    daemonize_done();
 
     g_main_loop_run(mls.loop);
 
@@ -123,6 +140,7 @@ int main(int argc, char **argv)
     machine_free(ms);
     g_main_loop_unref(mls.loop);
     snapvm_options_clear(&opts);
+    pidfile_remove();
     return mls.exit_status;
 
 fail:
@@ -136,5 +154,6 @@ fail:
         g_main_loop_unref(mls.loop);
     }
     snapvm_options_clear(&opts);
+    pidfile_remove();
     return 1;
 }

@@ -4,6 +4,7 @@
  */
 #include "qemu/osdep.h"
 #include "sysemu/cmdline.h"
+#include "vl-internal.h"
 
 static const char usage_text[] =
 "usage: snapvm [options]\n"
@@ -24,17 +25,32 @@ static const char usage_text[] =
 "                     follow each other in guest physical memory in\n"
 "                     command line order and must add up to -m\n"
 "  -name NAME         name of the guest (query-name)\n"
+"  -machine [type=]snapvm[,accel=tcg][,memory-backend=ID]\n"
+"                     the one machine type (-M too; -machine help);\n"
+"                     memory-backend=ID: guest RAM from that -object\n"
 "\n"
 "Devices and monitors:\n"
 "  -serial file:PATH|stdio|none\n"
 "                     where the serial port's output goes (default none)\n"
 "  -qmp SPEC          a QMP monitor: stdio or unix:PATH,server=on,wait=off\n"
 "  -monitor SPEC      a human monitor (HMP): stdio or unix:PATH,...\n"
+"  -chardev socket,id=ID,path=PATH|fd=N,server=on[,wait=off]\n"
+"  -mon chardev=ID[,mode=control|readline]\n"
+"                     a QMP (control) or HMP (readline) monitor on a\n"
+"                     listening socket, as libvirt passes it\n"
+"  -display none      accepted: snapvm has no display\n"
+"  -nographic         no display; the serial port on stdio unless\n"
+"                     -serial or a stdio monitor says otherwise\n"
+"  -nodefaults, -no-user-config\n"
+"                     accepted: snapvm has no default devices or\n"
+"                     config files\n"
 "\n"
 "Run:\n"
 "  -S                 do not start the vCPUs (use 'cont')\n"
 "  -incoming URI      wait for a migration stream from URI, or 'defer'\n"
 "  -D LOGFILE         write snapvm's log to LOGFILE\n"
+"  -pidfile FILE      write snapvm's pid to FILE (locked; removed at exit)\n"
+"  -daemonize         run in the background once the monitors listen\n"
 "  -version           print the version and exit\n"
 "  -help              print this help and exit\n";
 
@@ -74,8 +90,8 @@ bool parse_size(const char *str, unsigned default_shift, uint64_t *size)
  * Split "a=1,b=2" into a table.  @implied_key names a first element
  * without '=' (QEMU's "-m 1G" is "-m size=1G").
  */
-static GHashTable *parse_keyval(const char *opt, const char *value,
-                                const char *implied_key, Error **errp)
+GHashTable *parse_keyval(const char *opt, const char *value,
+                         const char *implied_key, Error **errp)
 {
     g_autoptr(GHashTable) kv = g_hash_table_new_full(g_str_hash, g_str_equal,
                                                      g_free, g_free);
@@ -107,8 +123,8 @@ static GHashTable *parse_keyval(const char *opt, const char *value,
 }
 
 /* Refuse keys other than @allowed (NULL-terminated). */
-static bool check_keys(GHashTable *kv, const char *opt,
-                       const char *const *allowed, Error **errp)
+bool check_keys(GHashTable *kv, const char *opt,
+                const char *const *allowed, Error **errp)
 {
     GHashTableIter it;
     gpointer key;
@@ -124,15 +140,15 @@ static bool check_keys(GHashTable *kv, const char *opt,
     return true;
 }
 
-static const char *own(SnapvmOptions *opts, const char *s)
+const char *own(SnapvmOptions *opts, const char *s)
 {
     char *copy = g_strdup(s);
     g_ptr_array_add(opts->owned, copy);
     return copy;
 }
 
-static bool parse_bool_value(const char *opt, const char *key,
-                             const char *val, bool *out, Error **errp)
+bool parse_bool_value(const char *opt, const char *key,
+                      const char *val, bool *out, Error **errp)
 {
     if (!strcmp(val, "on") || !strcmp(val, "yes") || !strcmp(val, "true")) {
         *out = true;
@@ -401,6 +417,7 @@ CmdlineResult snapvm_parse_cmdline(int argc, char **argv,
     opts->qmp_specs = g_ptr_array_new();
     opts->monitor_specs = g_ptr_array_new();
     opts->owned = g_ptr_array_new_with_free_func(g_free);
+    compat_options_init(opts);
 
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -421,6 +438,17 @@ CmdlineResult snapvm_parse_cmdline(int argc, char **argv,
             return CMDLINE_EXIT;
         } else if (!strcmp(opt, "S")) {
             opts->start_paused = true;
+        } else if (g_strv_contains(compat_flags, opt)) {
+            compat_parse_option(opts, opt, NULL, errp);
+        } else if (g_strv_contains(compat_options_with_value, opt)) {
+            if (i + 1 >= argc) {
+                error_setg(errp, "%s: requires an argument", arg);
+                return CMDLINE_ERROR;
+            }
+            CmdlineResult r = compat_parse_option(opts, opt, argv[++i], errp);
+            if (r != CMDLINE_RUN) {
+                return r;
+            }
         } else if (g_strv_contains(options_with_value, opt)) {
             if (i + 1 >= argc) {
                 error_setg(errp, "%s: requires an argument", arg);
@@ -433,6 +461,9 @@ CmdlineResult snapvm_parse_cmdline(int argc, char **argv,
             error_setg(errp, "%s: invalid option (see -help)", arg);
             return CMDLINE_ERROR;
         }
+    }
+    if (!compat_resolve(opts, errp)) {
+        return CMDLINE_ERROR;
     }
     if (opts->backends->len && !opts->nodes->len) {
         /* QEMU would let them sit unused; here that is always a mistake. */
@@ -460,6 +491,7 @@ void snapvm_options_clear(SnapvmOptions *opts)
     if (opts->monitor_specs) {
         g_ptr_array_free(opts->monitor_specs, true);
     }
+    compat_options_clear(opts);
     if (opts->owned) {
         g_ptr_array_free(opts->owned, true);
     }

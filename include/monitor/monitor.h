@@ -108,6 +108,12 @@ void hmp_handle_error(Monitor *mon, Error *err);
  */
 bool monitor_init_qmp(const char *spec, MachineState *ms, Error **errp);
 bool monitor_init_hmp(const char *spec, MachineState *ms, Error **errp);
+/*
+ * A QMP (@qmp) or HMP monitor on @fd, a listening socket snapvm
+ * inherited (-chardev socket,fd=N), which it now owns.
+ */
+bool monitor_init_listen_fd(bool qmp, int fd, bool wait, MachineState *ms,
+                            Error **errp);
 /* Close every client and listening socket (at exit). */
 void monitor_cleanup(void);
 

@@ -19,7 +19,25 @@ typedef struct SnapvmOptions {
     const char *logfile;        /* -D */
     bool start_paused;          /* -S */
     GPtrArray *owned;           /* strings parsed out of option values */
+
+    /* QEMU options for management tools (system/vl-compat.c). */
+    bool nographic;             /* -nographic */
+    bool nodefaults;            /* -nodefaults */
+    bool daemonize;             /* -daemonize */
+    const char *pidfile;        /* -pidfile */
+    const char *machine_memdev; /* -machine memory-backend=ID */
+    GPtrArray *chardevs;        /* Chardev *, one per -chardev */
+    GPtrArray *mons;            /* char *, the value of each -mon */
+    /* Listening sockets inherited with -chardev socket,fd=N. */
+    GArray *monitor_fds;        /* MonitorFdSpec */
 } SnapvmOptions;
+
+/* A monitor on a listening socket snapvm inherited (-chardev ...,fd=N). */
+typedef struct MonitorFdSpec {
+    bool qmp;                   /* mode=control; else HMP (readline) */
+    int fd;
+    bool wait;
+} MonitorFdSpec;
 
 typedef enum CmdlineResult {
     CMDLINE_ERROR,              /* errp is set */
