@@ -52,9 +52,9 @@ static void wait_migration(QTestState *qts, const char *want)
 static void migrate_ok(QTestState *qts, const char *uri)
 {
     g_autofree char *quoted = qtest_json_quote(uri);
-    g_autoptr(JsonNode) ret = qtest_qmp_assert_success(
+    json_node_unref(qtest_qmp_assert_success(
         qts, "{\"execute\": \"migrate\", \"arguments\": {\"uri\": %s}}",
-        quoted);
+        quoted));
 }
 
 static const char *migrate_error(QTestState *qts, const char *uri,
@@ -84,8 +84,8 @@ static void test_file_offset_round_trip(void)
 
     memset(head, 'h', OFFSET);
     g_assert_true(g_file_set_contents(path, head, OFFSET, NULL));
-    g_autoptr(JsonNode) r = qtest_qmp_assert_success(
-        src, "{\"execute\": \"stop\"}");
+    json_node_unref(qtest_qmp_assert_success(
+        src, "{\"execute\": \"stop\"}"));
     migrate_ok(src, uri);
     wait_migration(src, "completed");
 
@@ -122,10 +122,10 @@ static void test_file_options_refused(void)
     g_assert_cmpstr(migrate_error(qts, bad_num, &r2), ==,
                     "file: migration URI option 'offset' expects a number "
                     "of bytes (decimal or 0x hexadecimal), not '4k'");
-    g_autoptr(JsonNode) caps = qtest_qmp_assert_success(qts,
+    json_node_unref(qtest_qmp_assert_success(qts,
         "{\"execute\": \"migrate-set-capabilities\", \"arguments\": "
         "{\"capabilities\": [{\"capability\": \"mapped-ram\", "
-        "\"state\": true}]}}");
+        "\"state\": true}]}}"));
     g_assert_nonnull(strstr(migrate_error(qts, offset, &r3),
                             "'mapped-ram' cannot be used with a file: "
                             "offset"));
@@ -154,12 +154,12 @@ static void test_qemu_capabilities_off_ok_on_refused(void)
         "auto-converge", "dirty-bitmaps", "x-ignore-shared",
     };
 
-    g_autoptr(JsonNode) all_off = qtest_qmp_assert_success(qts,
+    json_node_unref(qtest_qmp_assert_success(qts,
         "{\"execute\": \"migrate-set-capabilities\", \"arguments\": "
         "{\"capabilities\": [{\"capability\": \"xbzrle\", \"state\": false},"
         " {\"capability\": \"events\", \"state\": true},"
         " {\"capability\": \"postcopy-ram\", \"state\": false},"
-        " {\"capability\": \"multifd\", \"state\": false}]}}");
+        " {\"capability\": \"multifd\", \"state\": false}]}}"));
     for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
         g_autoptr(JsonObject) off = set_capability(qts, names[i], false);
         g_autoptr(JsonObject) on = set_capability(qts, names[i], true);
@@ -297,10 +297,10 @@ static void test_fdset_round_trip(void)
     g_assert_true(memcmp(got, "QEVM", 4) == 0);
 
     QTestState *dst = start_idle("-S -incoming defer");
-    g_autoptr(JsonObject) d1 = add_fd(dst, rfd, "\"fdset-id\": 5");
-    g_autoptr(JsonNode) inc = qtest_qmp_assert_success(dst,
+    json_object_unref(add_fd(dst, rfd, "\"fdset-id\": 5"));
+    json_node_unref(qtest_qmp_assert_success(dst,
         "{\"execute\": \"migrate-incoming\", \"arguments\": "
-        "{\"uri\": \"file:/dev/fdset/5\"}}");
+        "{\"uri\": \"file:/dev/fdset/5\"}}"));
     wait_migration(dst, "completed");
     qtest_quit(dst);
 
