@@ -456,14 +456,15 @@ void migration_register_qmp_commands(MigrationState *s)
         QMP_ARGS_END
     };
     static const QmpArgSpec params_args[] = {
+        /* In qapi/migration.json's order (checked at start-up). */
         { "max-bandwidth", QMP_ARG_INT, true },
         { "downtime-limit", QMP_ARG_INT, true },
-        { "background-snapshot-buffer-size", QMP_ARG_INT, true },
         { "x-dirty-tracking", QMP_ARG_STR, true },
-        { "x-background-snapshot-method", QMP_ARG_STR, true },
+        { "background-snapshot-buffer-size", QMP_ARG_INT, true },
         { "multifd-channels", QMP_ARG_INT, true },
         { "direct-io", QMP_ARG_BOOL, true },
         { "x-mapped-ram-restore", QMP_ARG_STR, true },
+        { "x-background-snapshot-method", QMP_ARG_STR, true },
         QMP_ARGS_END
     };
     static const QmpArgSpec fdname_args[] = {

@@ -12,6 +12,7 @@
 #include "migration/qemu-file.h"
 #include "hw/boards.h"
 #include "monitor/monitor.h"
+#include "monitor/qmp-schema.h"
 #include <signal.h>
 
 /*
@@ -32,6 +33,12 @@ static const char *const status_names[MIGRATION_STATUS__MAX] = {
     [MIGRATION_STATUS_COMPLETED] = "completed",
     [MIGRATION_STATUS_FAILED] = "failed",
 };
+
+bool migration_status_check_schema(Error **errp)
+{
+    return qmp_schema_check_enum("MigrationStatus", status_names,
+                                 G_N_ELEMENTS(status_names), errp);
+}
 
 const char *migration_status_name(MigrationStatus status)
 {

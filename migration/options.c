@@ -5,6 +5,7 @@
 #include "migration/background-snapshot.h"
 #include "migration/bg-methods.h"
 #include "migration/options.h"
+#include "monitor/qmp-schema.h"
 
 static const char *const capability_names[MIGRATION_CAPABILITY__MAX] = {
     [MIGRATION_CAPABILITY_EVENTS] = "events",
@@ -82,6 +83,12 @@ bool migration_capability_check_unknown(const char *name, bool on,
     error_setg(errp, "Parameter 'capability' does not accept value '%s'",
                name);
     return false;
+}
+
+bool migration_options_check_schema(Error **errp)
+{
+    return qmp_schema_check_enum("MigrationCapability", capability_names,
+                                 G_N_ELEMENTS(capability_names), errp);
 }
 
 const char *dirty_tracking_method_name(DirtyTrackingMethod method)

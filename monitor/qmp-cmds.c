@@ -5,6 +5,7 @@
  */
 #include "qemu/osdep.h"
 #include "monitor-internal.h"
+#include "monitor/qmp-schema.h"
 #include "hw/boards.h"
 
 static JsonNode *qmp_capabilities(JsonObject *args, void *opaque,
@@ -80,6 +81,12 @@ static JsonNode *qmp_human_monitor_command(JsonObject *args, void *opaque,
     return json_node_init_string(json_node_alloc(), output);
 }
 
+static JsonNode *qmp_query_qmp_schema(JsonObject *args, void *opaque,
+                                      Error **errp)
+{
+    return qmp_schema_to_node();
+}
+
 static const QmpArgSpec qmp_capabilities_args[] = {
     { "enable", QMP_ARG_ARRAY, .optional = true },
     QMP_ARGS_END
@@ -105,4 +112,6 @@ void qmp_register_monitor_commands(MachineState *ms)
                          QMP_CMD_NONE);
     qmp_register_command("human-monitor-command", human_monitor_command_args,
                          qmp_human_monitor_command, ms, QMP_CMD_NONE);
+    qmp_register_command("query-qmp-schema", NULL, qmp_query_qmp_schema,
+                         NULL, QMP_CMD_NONE);
 }

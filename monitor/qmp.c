@@ -5,6 +5,7 @@
  */
 #include "qemu/osdep.h"
 #include "monitor-internal.h"
+#include "monitor/qmp-schema.h"
 
 typedef struct QmpCommand {
     char *name;
@@ -46,6 +47,18 @@ void qmp_register_command(const char *name, const QmpArgSpec *args,
     cmd->opaque = opaque;
     cmd->flags = flags;
     g_ptr_array_add(qmp_commands, cmd);
+}
+
+bool qmp_commands_check_schema(Error **errp)
+{
+    for (guint i = 0; qmp_commands && i < qmp_commands->len; i++) {
+        QmpCommand *cmd = g_ptr_array_index(qmp_commands, i);
+
+        if (!qmp_schema_check_args(cmd->name, cmd->args, errp)) {
+            return false;
+        }
+    }
+    return true;
 }
 
 GPtrArray *qmp_command_names(void)

@@ -9,6 +9,7 @@
 #include "migration/migration.h"
 #include "migration/misc.h"
 #include "monitor/monitor.h"
+#include "monitor/qmp-schema.h"
 #include "sysemu/cmdline.h"
 #include "sysemu/daemon.h"
 #include "sysemu/machine-cmds.h"
@@ -110,6 +111,14 @@ int main(int argc, char **argv)
     }
     machine_register_commands(ms);
     if (!monitors_init(&opts, ms, &err)) {
+        goto fail;
+    }
+    /* the qapi/ schema is the contract: a table that disagrees is a bug. */
+    if (!qmp_commands_check_schema(&err) ||
+        !migration_options_check_schema(&err) ||
+        !migration_status_check_schema(&err) ||
+        !runstate_check_schema(&err)) {
+        error_prepend(&err, "internal error: ");
         goto fail;
     }
 

@@ -6,6 +6,7 @@
 #include "machine-internal.h"
 #include "monitor/monitor.h"
 #include "sysemu/cpus.h"
+#include "monitor/qmp-schema.h"
 
 static const char *const runstate_names[RUN_STATE__MAX] = {
     [RUN_STATE_PRELAUNCH] = "prelaunch",
@@ -25,6 +26,14 @@ static const char *const shutdown_cause_names[] = {
     [SHUTDOWN_CAUSE_HOST_SIGNAL] = "host-signal",
     [SHUTDOWN_CAUSE_GUEST_SHUTDOWN] = "guest-shutdown",
 };
+
+bool runstate_check_schema(Error **errp)
+{
+    return qmp_schema_check_enum("RunState", runstate_names,
+                                 G_N_ELEMENTS(runstate_names), errp) &&
+           qmp_schema_check_enum("ShutdownCause", shutdown_cause_names,
+                                 G_N_ELEMENTS(shutdown_cause_names), errp);
+}
 
 const char *runstate_name(RunState state)
 {

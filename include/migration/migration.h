@@ -34,6 +34,8 @@ typedef enum MigrationStatus {
 } MigrationStatus;
 
 const char *migration_status_name(MigrationStatus status);
+/* The status names are qapi/migration.json's MigrationStatus. */
+bool migration_status_check_schema(Error **errp);
 
 /* Figures of the current or last migration, for query-migrate. */
 typedef struct MigrationStats {

@@ -73,6 +73,8 @@ int migration_capability_from_name(const char *name);
  */
 bool migration_capability_check_unknown(const char *name, bool on,
                                         Error **errp);
+/* The capability names are qapi/migration.json's MigrationCapability. */
+bool migration_options_check_schema(Error **errp);
 
 const char *dirty_tracking_method_name(DirtyTrackingMethod method);
 int dirty_tracking_method_from_name(const char *name);

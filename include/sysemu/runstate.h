@@ -28,6 +28,8 @@ typedef enum RunState {
 } RunState;
 
 const char *runstate_name(RunState state);
+/* The run state and shutdown cause names are qapi/run-state.json's. */
+bool runstate_check_schema(Error **errp);
 RunState runstate_get(MachineState *ms);
 bool runstate_is_running(MachineState *ms);
 

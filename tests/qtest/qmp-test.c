@@ -375,6 +375,87 @@ static void test_client_over_limit_is_told(void)
     qtest_quit(qts);
 }
 
+static JsonObject *schema_find(JsonArray *schema, const char *name)
+{
+    for (guint i = 0; i < json_array_get_length(schema); i++) {
+        JsonObject *e = json_array_get_object_element(schema, i);
+        if (!strcmp(json_object_get_string_member(e, "name"), name)) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * query-qmp-schema, generated from qapi/: every command snapvm runs is in
+ * it with its arguments, and the enums hold what the commands take.
+ */
+static void test_query_qmp_schema(void)
+{
+    QTestState *qts = start_vm();
+    g_autoptr(JsonNode) schema_node = qtest_qmp_assert_success(
+        qts, "{\"execute\": \"query-qmp-schema\"}");
+    g_autoptr(JsonNode) cmds_node = qtest_qmp_assert_success(
+        qts, "{\"execute\": \"query-commands\"}");
+    g_autoptr(JsonNode) caps_node = qtest_qmp_assert_success(
+        qts, "{\"execute\": \"query-migrate-capabilities\"}");
+    JsonArray *schema = json_node_get_array(schema_node);
+    JsonArray *cmds = json_node_get_array(cmds_node);
+    JsonArray *caps = json_node_get_array(caps_node);
+
+    for (guint i = 0; i < json_array_get_length(cmds); i++) {
+        const char *name = json_object_get_string_member(
+            json_array_get_object_element(cmds, i), "name");
+        JsonObject *e = schema_find(schema, name);
+
+        g_assert_nonnull(e);
+        g_assert_cmpstr(json_object_get_string_member(e, "meta-type"), ==,
+                        "command");
+        g_assert_nonnull(schema_find(
+            schema, json_object_get_string_member(e, "arg-type")));
+        g_assert_nonnull(schema_find(
+            schema, json_object_get_string_member(e, "ret-type")));
+    }
+
+    /* migrate: uri (str) required, detach optional. */
+    JsonObject *migrate = schema_find(schema, "migrate");
+    JsonObject *args = schema_find(
+        schema, json_object_get_string_member(migrate, "arg-type"));
+    JsonArray *members = json_object_get_array_member(args, "members");
+    JsonObject *uri = json_array_get_object_element(members, 0);
+    JsonObject *detach = json_array_get_object_element(members, 1);
+    g_assert_cmpstr(json_object_get_string_member(uri, "name"), ==, "uri");
+    g_assert_cmpstr(json_object_get_string_member(uri, "type"), ==, "str");
+    g_assert_false(json_object_has_member(uri, "default"));
+    g_assert_cmpstr(json_object_get_string_member(detach, "name"), ==,
+                    "detach");
+    g_assert_true(json_object_has_member(detach, "default"));
+    JsonObject *str = schema_find(schema, "str");
+    g_assert_cmpstr(json_object_get_string_member(str, "meta-type"), ==,
+                    "builtin");
+    g_assert_cmpstr(json_object_get_string_member(str, "json-type"), ==,
+                    "string");
+
+    /* The capabilities the command lists are the enum's values. */
+    JsonObject *cap_enum = schema_find(schema, "MigrationCapability");
+    JsonArray *values = json_object_get_array_member(cap_enum, "values");
+    g_assert_cmpuint(json_array_get_length(values), ==,
+                     json_array_get_length(caps));
+    for (guint i = 0; i < json_array_get_length(caps); i++) {
+        g_assert_cmpstr(json_array_get_string_element(values, i), ==,
+                        json_object_get_string_member(
+                            json_array_get_object_element(caps, i),
+                            "capability"));
+    }
+
+    /* Events too. */
+    JsonObject *pass = schema_find(schema, "MIGRATION_PASS");
+    g_assert_nonnull(pass);
+    g_assert_cmpstr(json_object_get_string_member(pass, "meta-type"), ==,
+                    "event");
+    qtest_quit(qts);
+}
+
 static void test_client_closing_mid_message(void)
 {
     QTestState *qts = start_vm();
@@ -801,6 +882,8 @@ int main(int argc, char **argv)
                     test_mismatched_closer_answers_at_once);
     g_test_add_func("/qmp/clients/over-limit-is-told",
                     test_client_over_limit_is_told);
+    g_test_add_func("/qmp/query-qmp-schema/every-command-and-enum",
+                    test_query_qmp_schema);
     g_test_add_func("/qmp/clients/close-mid-message",
                     test_client_closing_mid_message);
     g_test_add_func("/qmp/clients/events-reach-every-client",
