@@ -67,9 +67,10 @@ static void migration_send_event(MigrationState *s, MigrationStatus status)
 }
 
 /*
- * MIGRATION_PASS, as QEMU sends it: after every sync of the dirty bitmap,
- * with the number of syncs so far.  A background snapshot syncs nothing
- * and sends none, as in QEMU.
+ * MIGRATION_PASS, as QEMU sends it: pass 1 when the RAM save starts (QEMU
+ * counts the full bitmap it starts from as the first sync), then one after
+ * every sync of the dirty bitmap; so @pass is dirty-sync-count + 1.  A
+ * background snapshot syncs nothing and sends none, as in QEMU.
  */
 static void migration_send_pass_event(MigrationState *s, uint64_t pass)
 {
@@ -353,7 +354,7 @@ static bool precopy_iterate(MigrationState *s, QEMUFile *f, RAMSaveState *rs,
         s->stats.ram_remaining = remaining;
         uint64_t syncs = s->stats.dirty_sync_count;
         g_mutex_unlock(&s->lock);
-        migration_send_pass_event(s, syncs);
+        migration_send_pass_event(s, syncs + 1);
 
         if (expected_ms <= (int64_t)s->options.params.downtime_limit) {
             g_mutex_lock(&s->lock);
@@ -460,6 +461,7 @@ static bool migration_run(MigrationState *s, QEMUFile **pf, RateLimit *rl,
         goto out;
     }
 
+    migration_send_pass_event(s, 1);
     /* Tracking starts before the first page is sent, so none is missed. */
     if (live) {
         dt = precopy_tracker_start(s, errp);
@@ -492,7 +494,7 @@ static bool migration_run(MigrationState *s, QEMUFile **pf, RateLimit *rl,
         g_mutex_lock(&s->lock);
         uint64_t syncs = ++s->stats.dirty_sync_count;
         g_mutex_unlock(&s->lock);
-        migration_send_pass_event(s, syncs);
+        migration_send_pass_event(s, syncs + 1);
         if (dirtied < 0) {
             goto out;
         }
