@@ -266,6 +266,11 @@ MigChannel *mig_channel_open_outgoing(const char *uri, MigFdStore *fds,
     return fd_uri_open(uri_strip(uri, "fd:"), fds, errp);
 }
 
+MigChannel *mig_channel_open_file(const char *path, Error **errp)
+{
+    return mig_channel_file_incoming(path, 0, NULL, errp);
+}
+
 MigChannel *mig_channel_open_incoming(const char *uri, MigFdStore *fds,
                                       Error **errp)
 {

@@ -33,7 +33,6 @@
  */
 static QEMUFile *open_stream(const char *path, int *fdp, Error **errp)
 {
-    g_autofree char *uri = g_strdup_printf("file:%s", path);
     MigChannel *ch;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
 
@@ -41,7 +40,7 @@ static QEMUFile *open_stream(const char *path, int *fdp, Error **errp)
         error_setg_errno(errp, errno, "cannot open %s", path);
         return NULL;
     }
-    ch = mig_channel_open_incoming(uri, NULL, errp);
+    ch = mig_channel_open_file(path, errp);
     if (!ch) {
         close(fd);
         return NULL;

@@ -146,6 +146,11 @@ MigChannel *mig_channel_open_outgoing(const char *uri, MigFdStore *fds,
                                       Error **errp);
 MigChannel *mig_channel_open_incoming(const char *uri, MigFdStore *fds,
                                       Error **errp);
+/*
+ * @path itself as an incoming file: channel, without reading it as URI
+ * text (for tools given a file name, in which a comma is just a comma).
+ */
+MigChannel *mig_channel_open_file(const char *path, Error **errp);
 /* The PATH and offset of "file:" URI text @spec (what follows "file:"). */
 bool mig_uri_parse_file(const char *spec, char **path, uint64_t *offset,
                         Error **errp);

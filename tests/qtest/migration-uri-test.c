@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/wait.h>
 #include <glib/gstdio.h>
 
 #define OFFSET 4096
@@ -130,6 +131,34 @@ static void test_file_options_refused(void)
                             "'mapped-ram' cannot be used with a file: "
                             "offset"));
     g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
+    qtest_quit(qts);
+}
+
+/*
+ * A file name is not URI text: snapvm-img reads "vm,x=1.snap" as that
+ * file, whatever file: URIs do with ",x=".
+ */
+static void test_img_file_name_with_comma(void)
+{
+    QTestState *qts = start_idle("-S");
+    g_autofree char *path = g_build_filename(qtest_tmpdir(qts), "vm.snap",
+                                             NULL);
+    g_autofree char *odd = g_build_filename(qtest_tmpdir(qts),
+                                            "vm,offset=4096.snap", NULL);
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+    g_autofree char *dir = g_path_get_dirname(qtest_binary());
+    g_autofree char *img = g_build_filename(dir, "snapvm-img", NULL);
+    g_autofree char *out = NULL, *err = NULL;
+    int status;
+
+    migrate_ok(qts, uri);
+    wait_migration(qts, "completed");
+    g_assert_cmpint(g_rename(path, odd), ==, 0);
+    const char *argv[] = { img, "check", odd, NULL };
+    g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT,
+                               NULL, NULL, &out, &err, &status, NULL));
+    g_assert_cmpstr(err, ==, "");
+    g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     qtest_quit(qts);
 }
 
@@ -381,6 +410,8 @@ int main(int argc, char **argv)
                     test_file_offset_round_trip);
     g_test_add_func("/migration-uri/file/other-options-refused",
                     test_file_options_refused);
+    g_test_add_func("/migration-uri/file/img-name-with-comma",
+                    test_img_file_name_with_comma);
     g_test_add_func("/migration-uri/capabilities/qemu-off-ok-on-refused",
                     test_qemu_capabilities_off_ok_on_refused);
     g_test_add_func("/migration-uri/fdset/add-save-load-remove",
