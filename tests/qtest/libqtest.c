@@ -476,7 +476,7 @@ char *qtest_hmp(QTestState *qts, const char *fmt, ...)
 
 /* ---- connections ---- */
 
-static int connect_unix(const char *path)
+int qtest_connect_unix(const char *path)
 {
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -542,7 +542,7 @@ QTestState *qtest_client_new(QTestState *owner, bool negotiate)
     QTestState *qts = qtest_state_new();
 
     qts->sock_path = g_strdup(owner->sock_path);
-    qts->fd = connect_unix(qts->sock_path);
+    qts->fd = qtest_connect_unix(qts->sock_path);
     if (qts->fd < 0) {
         g_error("cannot connect to %s: %s", qts->sock_path, g_strerror(errno));
     }
@@ -605,7 +605,7 @@ QTestState *qtest_init_env(const char *const *env, const char *extra_args)
             g_error("snapvm exited (status %d) before opening its QMP socket",
                     status_to_code(status));
         }
-        qts->fd = connect_unix(qts->sock_path);
+        qts->fd = qtest_connect_unix(qts->sock_path);
         if (qts->fd >= 0) {
             break;
         }

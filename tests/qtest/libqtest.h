@@ -136,6 +136,8 @@ pid_t qtest_pid(QTestState *qts);
 /* The per-test directory (removed by qtest_quit() of the owner). */
 const char *qtest_tmpdir(QTestState *qts);
 const char *qtest_qmp_socket_path(QTestState *qts);
+/* A new connection to the Unix socket at @path, or -1 (errno set). */
+int qtest_connect_unix(const char *path);
 const char *qtest_serial_path(QTestState *qts);
 /*
  * How many descriptors the snapvm process has open now (from
