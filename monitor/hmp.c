@@ -72,6 +72,24 @@ void hmp_register_info(const char *name, const char *help,
 
 /* ---- output ---- */
 
+/*
+ * Every byte HMP prints goes through here.  As QEMU's monitor_puts() does,
+ * a newline leaves as "\r\n": on a socket, on stdio and in the string
+ * human-monitor-command returns (qmp-shell's HMP mode splits on it).
+ */
+static void hmp_puts(Monitor *mon, const char *text)
+{
+    g_autoptr(GString) out = g_string_sized_new(strlen(text) + 16);
+
+    for (const char *p = text; *p; p++) {
+        if (*p == '\n') {
+            g_string_append_c(out, '\r');
+        }
+        g_string_append_c(out, *p);
+    }
+    monitor_write(mon, out->str, out->len);
+}
+
 void monitor_printf(Monitor *mon, const char *fmt, ...)
 {
     g_autofree char *text = NULL;
@@ -80,7 +98,7 @@ void monitor_printf(Monitor *mon, const char *fmt, ...)
     va_start(ap, fmt);
     text = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    monitor_write(mon, text, strlen(text));
+    hmp_puts(mon, text);
 }
 
 void hmp_handle_error(Monitor *mon, Error *err)

@@ -91,6 +91,7 @@ void hmp_register_command(const char *name, const char *params,
 void hmp_register_info(const char *name, const char *help,
                        HmpCommandFunc fn, void *opaque);
 
+/* HMP output; each "\n" goes out as "\r\n", as QEMU's does. */
 void monitor_printf(Monitor *mon, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 /*
  * The vCPU that commands such as "info registers" look at: 0, or the

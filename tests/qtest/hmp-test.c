@@ -25,10 +25,26 @@ static QTestState *start_vm(const char *more_args)
     return qtest_initf("-m 32M -S %s", more_args);
 }
 
+/*
+ * Every line of @text ends with "\r\n", as QEMU's HMP prints it
+ * (qmp-shell's HMP mode splits on it): no bare "\n", no bare "\r".
+ */
+static void assert_crlf_lines(const char *text)
+{
+    g_assert_true(g_str_has_suffix(text, "\r\n"));
+    for (const char *p = text; *p; p++) {
+        if (*p == '\n') {
+            g_assert_true(p > text && p[-1] == '\r');
+        } else if (*p == '\r') {
+            g_assert_cmpint(p[1], ==, '\n');
+        }
+    }
+}
+
 /* Every line of "help" reads "NAME PARAMS -- HELP", as in QEMU. */
 static void assert_help_lines(const char *help)
 {
-    g_auto(GStrv) lines = g_strsplit(help, "\n", -1);
+    g_auto(GStrv) lines = g_strsplit(help, "\r\n", -1);
     guint n = 0;
 
     for (char **l = lines; *l; l++) {
@@ -50,13 +66,13 @@ static void test_help_lists_commands_and_info(void)
 
     assert_help_lines(help);
     g_assert_nonnull(strstr(help, "help|? [cmd] -- "));
-    g_assert_nonnull(strstr(help, "\ninfo [subcommand] -- "));
-    g_assert_nonnull(strstr(help, "\ninfo status "));
-    g_assert_nonnull(strstr(help, "\nquit"));
-    g_assert_nonnull(strstr(help, "\ncont"));
+    g_assert_nonnull(strstr(help, "\r\ninfo [subcommand] -- "));
+    g_assert_nonnull(strstr(help, "\r\ninfo status "));
+    g_assert_nonnull(strstr(help, "\r\nquit"));
+    g_assert_nonnull(strstr(help, "\r\ncont"));
     g_assert_nonnull(strstr(help_info, "info status "));
     g_assert_null(strstr(help_info, "help|?"));
-    g_assert_cmpstr(help_one, ==, "help|? [cmd] -- show the help\n");
+    g_assert_cmpstr(help_one, ==, "help|? [cmd] -- show the help\r\n");
     qtest_quit(qts);
 }
 
@@ -95,10 +111,27 @@ static void test_unknown_command(void)
     g_autofree char *empty = qtest_hmp(qts, "   ");
     g_autofree char *quote = qtest_hmp(qts, "info \"status");
 
-    g_assert_cmpstr(unknown, ==, "unknown command: 'foo'\n");
-    g_assert_cmpstr(unknown_info, ==, "unknown command: 'info foo'\n");
+    g_assert_cmpstr(unknown, ==, "unknown command: 'foo'\r\n");
+    g_assert_cmpstr(unknown_info, ==, "unknown command: 'info foo'\r\n");
     g_assert_cmpstr(empty, ==, "");
-    g_assert_cmpstr(quote, ==, "Error: unterminated string literal\n");
+    g_assert_cmpstr(quote, ==, "Error: unterminated string literal\r\n");
+    qtest_quit(qts);
+}
+
+/*
+ * human-monitor-command returns what a HMP session would have printed,
+ * "\r\n" included, as QEMU's does.
+ */
+static void test_lines_end_crlf(void)
+{
+    QTestState *qts = start_vm("");
+    g_autofree char *status = qtest_hmp(qts, "info status");
+    g_autofree char *help = qtest_hmp(qts, "help");
+    g_autofree char *regs = qtest_hmp(qts, "info registers");
+
+    assert_crlf_lines(status);
+    assert_crlf_lines(help);
+    assert_crlf_lines(regs);
     qtest_quit(qts);
 }
 
@@ -188,7 +221,7 @@ static void test_unix_socket_monitor(void)
                     0);
     read_until_prompt(fd, out);
     g_assert_nonnull(strstr(out->str, "monitor - type 'help' for more "
-                                      "information\n"));
+                                      "information\r\n"));
 
     g_string_truncate(out, 0);
     send_line(fd, "info status");
@@ -198,7 +231,14 @@ static void test_unix_socket_monitor(void)
     g_string_truncate(out, 0);
     send_line(fd, "nonsense\r");
     read_until_prompt(fd, out);
-    g_assert_cmpstr(out->str, ==, "unknown command: 'nonsense'\n" PROMPT);
+    g_assert_cmpstr(out->str, ==, "unknown command: 'nonsense'\r\n" PROMPT);
+
+    /* Several lines, each ending as QEMU ends them. */
+    g_string_truncate(out, 0);
+    send_line(fd, "help");
+    read_until_prompt(fd, out);
+    g_string_truncate(out, out->len - strlen(PROMPT));
+    assert_crlf_lines(out->str);
 
     /* Two commands in one write, then a half line before hanging up. */
     g_string_truncate(out, 0);
@@ -225,7 +265,7 @@ static void test_stdio_monitor(void)
     g_assert_cmpint(code, ==, 0);
     g_assert_true(g_str_has_prefix(out, "snapvm "));
     g_assert_nonnull(strstr(out, PROMPT "VM status: "));
-    g_assert_nonnull(strstr(out, "\ninfo status "));
+    g_assert_nonnull(strstr(out, "\r\ninfo status "));
 }
 
 int main(int argc, char **argv)
@@ -237,6 +277,7 @@ int main(int argc, char **argv)
                     test_info_without_args_lists_subcommands);
     g_test_add_func("/hmp/info/status-follows-stop", test_info_status);
     g_test_add_func("/hmp/errors/unknown-command", test_unknown_command);
+    g_test_add_func("/hmp/output/lines-end-crlf", test_lines_end_crlf);
     g_test_add_func("/hmp/errors/cpu-index-checked",
                     test_cpu_index_is_checked);
     g_test_add_func("/hmp/transport/unix-socket", test_unix_socket_monitor);

@@ -72,7 +72,7 @@ static void test_stop_cont(void)
     g_assert_nonnull(stop_ev);
     assert_status(qts, "paused");
     g_autofree char *hmp_status = qtest_hmp(qts, "info status");
-    g_assert_cmpstr(hmp_status, ==, "VM status: paused\n");
+    g_assert_cmpstr(hmp_status, ==, "VM status: paused\r\n");
 
     /* A paused guest writes nothing. */
     gsize paused_size = qtest_serial_size(qts);
@@ -138,7 +138,7 @@ static void test_smp2(void)
     g_autoptr(JsonNode) r = qtest_qmp_assert_success(qts,
                                     "{\"execute\": \"stop\"}");
     g_autofree char *regs = qtest_hmp(qts, "info registers");
-    g_assert_nonnull(strstr(regs, "CPU#1\n"));
+    g_assert_nonnull(strstr(regs, "CPU#1\r\n"));
     g_assert_nonnull(strstr(regs, "RSI=0000000000000001"));
     uint64_t slice = (16 * MiB - SWEEP_BASE) / PAGE / 2 * PAGE;
     uint64_t rbx0 = sweep_cpu_rbx(regs, 0), rbx1 = sweep_cpu_rbx(regs, 1);
@@ -191,7 +191,8 @@ static void test_pmemsave_elf(void)
 
     g_autofree char *xp = qtest_hmp(qts, "xp /2xb 0x%" PRIx64,
                                     (uint64_t)ph.p_paddr);
-    g_autofree char *expect = g_strdup_printf("%016" PRIx64 ": 0x%02x 0x%02x\n",
+    g_autofree char *expect = g_strdup_printf(
+        "%016" PRIx64 ": 0x%02x 0x%02x\r\n",
         (uint64_t)ph.p_paddr, (guint8)elf[ph.p_offset],
         (guint8)elf[ph.p_offset + 1]);
     g_assert_cmpstr(xp, ==, expect);
@@ -295,7 +296,7 @@ static void test_prelaunch(void)
                                                   "name"), ==, "demo");
     assert_status(qts, "prelaunch");
     g_autofree char *hmp_status = qtest_hmp(qts, "info status");
-    g_assert_cmpstr(hmp_status, ==, "VM status: paused (prelaunch)\n");
+    g_assert_cmpstr(hmp_status, ==, "VM status: paused (prelaunch)\r\n");
     g_usleep(200 * 1000);
     g_assert_cmpuint(qtest_serial_size(qts), ==, 0);
     g_autoptr(JsonNode) r = qtest_qmp_assert_success(qts,

@@ -29,7 +29,8 @@ guint8 *sweep_read_guest_ram(QTestState *qts, uint64_t addr, uint64_t size)
 
 uint64_t sweep_cpu_rbx(const char *info_registers, unsigned index)
 {
-    g_autofree char *header = g_strdup_printf("CPU#%u\n", index);
+    /* "CPU#1" must not find "CPU#10"; HMP ends lines with "\r\n". */
+    g_autofree char *header = g_strdup_printf("CPU#%u\r\n", index);
     const char *cpu = strstr(info_registers, header);
     g_assert_nonnull(cpu);
     const char *rbx = strstr(cpu, "RBX=");
