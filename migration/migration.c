@@ -666,8 +666,6 @@ MigrationState *migration_init(MachineState *ms, Error **errp)
     g_mutex_init(&s->lock);
     g_cond_init(&s->cond);
     s->status = MIGRATION_STATUS_NONE;
-    migration_register_qmp_commands(s);
-    migration_register_hmp_commands(s);
     return s;
 }
 

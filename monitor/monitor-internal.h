@@ -101,9 +101,6 @@ Monitor *monitor_new_capture(MachineState *ms, int cpu_index);
 /* Free a capture monitor and return what was printed to it. */
 char *monitor_free_capture(Monitor *mon);
 
-/* qmp-cmds.c */
-void qmp_register_monitor_commands(MachineState *ms);
-
 /* events.c */
 void monitor_events_init(void);
 

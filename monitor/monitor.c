@@ -606,7 +606,6 @@ bool monitor_init_listen_fd(bool qmp, int fd, bool wait, MachineState *ms,
     socklen_t alen = sizeof(accepting);
 
     monitor_events_init();
-    qmp_register_monitor_commands(ms);
     if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
         type != SOCK_STREAM ||
         getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &alen) < 0 ||
@@ -630,7 +629,6 @@ static bool monitor_init(MonitorKind kind, const char *spec, MachineState *ms,
     const char *opt = kind == MONITOR_QMP ? "-qmp" : "-monitor";
 
     monitor_events_init();
-    qmp_register_monitor_commands(ms);
 
     if (!strcmp(spec, "stdio")) {
         if (stdio_taken) {

@@ -98,14 +98,8 @@ static const QmpArgSpec human_monitor_command_args[] = {
     QMP_ARGS_END
 };
 
-void qmp_register_monitor_commands(MachineState *ms)
+void monitor_register_commands(MachineState *ms)
 {
-    static bool registered;
-
-    if (registered) {
-        return;
-    }
-    registered = true;
     qmp_register_command("qmp_capabilities", qmp_capabilities_args,
                          qmp_capabilities, NULL, QMP_CMD_ALLOW_PRECONFIG);
     qmp_register_command("query-commands", NULL, qmp_query_commands, NULL,

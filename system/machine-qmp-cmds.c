@@ -220,7 +220,7 @@ static const QmpArgSpec pmemsave_args[] = {
     QMP_ARGS_END
 };
 
-void machine_register_commands(MachineState *ms)
+void machine_register_qmp_commands(MachineState *ms)
 {
     qmp_register_command("query-status", NULL, qmp_cmd_query_status, ms,
                          QMP_CMD_NONE);
@@ -235,5 +235,4 @@ void machine_register_commands(MachineState *ms)
                          ms, QMP_CMD_NONE);
     qmp_register_command("pmemsave", pmemsave_args, qmp_cmd_pmemsave, ms,
                          QMP_CMD_NONE);
-    machine_register_hmp_commands(ms);
 }

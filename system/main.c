@@ -11,8 +11,8 @@
 #include "monitor/monitor.h"
 #include "monitor/qmp-schema.h"
 #include "sysemu/cmdline.h"
+#include "sysemu/commands.h"
 #include "sysemu/daemon.h"
-#include "sysemu/machine-cmds.h"
 
 #include <glib-unix.h>
 
@@ -109,7 +109,7 @@ int main(int argc, char **argv)
     if (!mig) {
         goto fail;
     }
-    machine_register_commands(ms);
+    snapvm_register_commands(ms, mig);
     if (!monitors_init(&opts, ms, &err)) {
         goto fail;
     }

@@ -119,7 +119,10 @@ bool migration_set_capability(MigrationState *s, const char *name, bool on,
 bool migration_set_parameters_json(MigrationState *s, JsonObject *args,
                                    Error **errp);
 
-/* QMP and HMP registration (migration-qmp-cmds.c, migration-hmp-cmds.c). */
+/*
+ * The shells' registration (migration-qmp-cmds.c, migration-hmp-cmds.c);
+ * once, from start-up (snapvm_register_commands()), not from the core.
+ */
 void migration_register_qmp_commands(MigrationState *s);
 void migration_register_hmp_commands(MigrationState *s);
 

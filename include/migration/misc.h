@@ -11,8 +11,9 @@ typedef struct MachineState MachineState;
 typedef struct MigrationState MigrationState;
 
 /*
- * Create the migration state of @ms and register the migration QMP/HMP
- * commands.  Called once, after the machine and before the monitors.
+ * Create the migration state of @ms.  Called once, after the machine;
+ * start-up then registers the QMP and HMP shells over it
+ * (snapvm_register_commands()).
  */
 MigrationState *migration_init(MachineState *ms, Error **errp);
 

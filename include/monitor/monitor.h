@@ -104,9 +104,13 @@ void hmp_handle_error(Monitor *mon, Error *err);
 /* ---- setup, from main() ---- */
 
 /*
- * @spec is the option value: "stdio", or "unix:PATH,server=on,wait=off".
- * Registers the monitor's own commands on first use.
+ * The monitor's own QMP commands (qmp_capabilities, query-commands,
+ * human-monitor-command, query-qmp-schema); once, from start-up
+ * (snapvm_register_commands()).
  */
+void monitor_register_commands(MachineState *ms);
+
+/* @spec is the option value: "stdio", or "unix:PATH,server=on,wait=off". */
 bool monitor_init_qmp(const char *spec, MachineState *ms, Error **errp);
 bool monitor_init_hmp(const char *spec, MachineState *ms, Error **errp);
 /*

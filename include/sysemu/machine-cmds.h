@@ -23,8 +23,11 @@ void qmp_quit(MachineState *ms);
 bool qmp_pmemsave(MachineState *ms, uint64_t addr, uint64_t size,
                   const char *filename, Error **errp);
 
-/* Register every machine command with QMP and HMP; once, from main(). */
-void machine_register_commands(MachineState *ms);
+/*
+ * The shells' registration (machine-qmp-cmds.c, machine-hmp-cmds.c); once,
+ * from start-up (snapvm_register_commands()).
+ */
+void machine_register_qmp_commands(MachineState *ms);
 void machine_register_hmp_commands(MachineState *ms);
 
 #endif

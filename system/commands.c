@@ -1,0 +1,30 @@
+/*
+ * Start-up registers the shells: the monitor's own commands, then the
+ * QMP and HMP commands of the machine and of migration.  The cores below
+ * (machine.c, runstate.c, migration.c) do not know their shells.
+ */
+#include "qemu/osdep.h"
+#include "migration/migration.h"
+#include "migration/options.h"
+#include "monitor/monitor.h"
+#include "monitor/qmp-schema.h"
+#include "sysemu/commands.h"
+#include "sysemu/machine-cmds.h"
+#include "sysemu/runstate.h"
+
+void snapvm_register_commands(MachineState *ms, MigrationState *mig)
+{
+    monitor_register_commands(ms);
+    machine_register_qmp_commands(ms);
+    machine_register_hmp_commands(ms);
+    migration_register_qmp_commands(mig);
+    migration_register_hmp_commands(mig);
+}
+
+bool snapvm_check_schema(Error **errp)
+{
+    return qmp_commands_check_schema(errp) &&
+           migration_options_check_schema(errp) &&
+           migration_status_check_schema(errp) &&
+           runstate_check_schema(errp);
+}
