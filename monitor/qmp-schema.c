@@ -2,9 +2,9 @@
  * The QAPI schema at run time: query-qmp-schema's answer, generated from
  * the qapi/ schema at build time (scripts/qapi-introspect.py), and the check
  * that the hand-written command argument tables and name tables say what
- * the schema says.  The schema is the contract; a table that disagrees
- * stops snapvm at start-up with the difference, so every qtest fails on
- * it.
+ * the schema says.  The schema is the contract; the check runs as part of
+ * the build (qapi-schema-check, system/qapi-schema-check.c), so a table
+ * that disagrees fails the build with the difference.
  */
 #include "qemu/osdep.h"
 #include "monitor/qmp-schema.h"

@@ -8,9 +8,10 @@ writes a C file defining `const char qmp_schema_json[]`: the list of
 SchemaInfo objects that QEMU's query-qmp-schema returns (commands, events,
 objects, enums, arrays and builtins, with QEMU's meta-types and member
 fields), so that QMP clients can discover snapvm's commands, arguments and
-enum values.  Unlike QEMU, type names are not masked.  The monitor checks
-its command argument tables against the same data at start-up
-(monitor/qmp-schema.c).
+enum values.  Unlike QEMU, type names are not masked.  The build checks
+the command argument tables and the C enum name tables against the same
+data (qapi-schema-check: system/qapi-schema-check.c, monitor/qmp-schema.c)
+and fails on a difference.
 """
 import ast
 import json

@@ -9,7 +9,6 @@
 #include "migration/migration.h"
 #include "migration/misc.h"
 #include "monitor/monitor.h"
-#include "monitor/qmp-schema.h"
 #include "sysemu/cmdline.h"
 #include "sysemu/commands.h"
 #include "sysemu/daemon.h"
@@ -113,15 +112,6 @@ int main(int argc, char **argv)
     if (!monitors_init(&opts, ms, &err)) {
         goto fail;
     }
-    /* the qapi/ schema is the contract: a table that disagrees is a bug. */
-    if (!qmp_commands_check_schema(&err) ||
-        !migration_options_check_schema(&err) ||
-        !migration_status_check_schema(&err) ||
-        !runstate_check_schema(&err)) {
-        error_prepend(&err, "internal error: ");
-        goto fail;
-    }
-
     mls.loop = g_main_loop_new(NULL, false);
     machine_set_shutdown_handler(ms, main_loop_shutdown, &mls);
     machine_set_shutdown_prepare(ms, main_loop_shutdown_prepare, mig);

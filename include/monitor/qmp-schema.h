@@ -20,7 +20,7 @@ bool qmp_schema_check_enum(const char *enum_name, const char *const *names,
 
 /*
  * Every registered QMP command's argument table against the schema
- * (monitor/qmp.c); main() refuses to start on a difference.
+ * (monitor/qmp.c); the build fails on a difference (qapi-schema-check).
  */
 bool qmp_commands_check_schema(Error **errp);
 

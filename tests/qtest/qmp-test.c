@@ -382,6 +382,16 @@ static JsonObject *schema_find(JsonArray *schema, const char *name)
     return NULL;
 }
 
+static bool json_array_has_string(JsonArray *array, const char *s)
+{
+    for (guint i = 0; i < json_array_get_length(array); i++) {
+        if (!g_strcmp0(json_array_get_string_element(array, i), s)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /*
  * query-qmp-schema, generated from qapi/: every command snapvm runs is in
  * it with its arguments, and the enums hold what the commands take.
@@ -442,6 +452,46 @@ static void test_query_qmp_schema(void)
                         json_object_get_string_member(
                             json_array_get_object_element(caps, i),
                             "capability"));
+    }
+
+    /*
+     * The x- parameters are enums, as they really are, not plain strings;
+     * the values query-migrate-parameters reports are among theirs.
+     */
+    static const char *const x_params[][2] = {
+        { "x-dirty-tracking", "DirtyTrackingMethod" },
+        { "x-mapped-ram-restore", "MappedRamRestoreMode" },
+        { "x-background-snapshot-method", "BackgroundSnapshotMethod" },
+    };
+    g_autoptr(JsonNode) params_node = qtest_qmp_assert_success(
+        qts, "{\"execute\": \"query-migrate-parameters\"}");
+    JsonObject *params = json_node_get_object(params_node);
+    JsonObject *set_params = schema_find(schema, json_object_get_string_member(
+        schema_find(schema, "migrate-set-parameters"), "arg-type"));
+    JsonArray *set_members = json_object_get_array_member(set_params,
+                                                          "members");
+
+    for (size_t i = 0; i < G_N_ELEMENTS(x_params); i++) {
+        JsonObject *type = schema_find(schema, x_params[i][1]);
+        const char *now = json_object_get_string_member(params,
+                                                        x_params[i][0]);
+        bool declared = false;
+
+        g_assert_nonnull(type);
+        g_assert_cmpstr(json_object_get_string_member(type, "meta-type"), ==,
+                        "enum");
+        g_assert_true(json_array_has_string(
+            json_object_get_array_member(type, "values"), now));
+        for (guint m = 0; m < json_array_get_length(set_members); m++) {
+            JsonObject *mem = json_array_get_object_element(set_members, m);
+            if (!strcmp(json_object_get_string_member(mem, "name"),
+                        x_params[i][0])) {
+                g_assert_cmpstr(json_object_get_string_member(mem, "type"),
+                                ==, x_params[i][1]);
+                declared = true;
+            }
+        }
+        g_assert_true(declared);
     }
 
     /* Events too. */
