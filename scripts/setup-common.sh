@@ -5,7 +5,7 @@
 # $FUZZ_BUILD_DIR (build-fuzz).
 
 SNAPVM_DEPS="build-essential meson ninja-build pkg-config libglib2.0-dev
-libjson-glib-dev libunicorn-dev socat python3"
+libjson-glib-dev libunicorn-dev libisal-dev socat python3"
 # run-tests.sh's fuzzing build: clang, and its libFuzzer and sanitizer
 # runtimes (a separate package on Debian 12).
 SNAPVM_FUZZ_DEPS="clang libclang-rt-dev"
