@@ -7,24 +7,6 @@
 #include "migration/dirty-tracking.h"
 #include "monitor/monitor.h"
 
-static JsonNode *json_node_from_object(JsonObject *obj)
-{
-    JsonNode *node = json_node_alloc();
-
-    json_node_init_object(node, obj);
-    json_object_unref(obj);
-    return node;
-}
-
-static JsonNode *json_node_from_array(JsonArray *arr)
-{
-    JsonNode *node = json_node_alloc();
-
-    json_node_init_array(node, arr);
-    json_array_unref(arr);
-    return node;
-}
-
 static const char *arg_str(JsonObject *args, const char *name)
 {
     return json_object_has_member(args, name) ?
@@ -150,7 +132,7 @@ static bool migration_options_locked(MigrationState *s, Error **errp)
 bool migration_set_capability(MigrationState *s, const char *name, bool on,
                               Error **errp)
 {
-    int cap = migration_capability_from_name(name);
+    int cap = qapi_enum_parse(&MigrationCapability_lookup, name, NULL, NULL);
 
     if (cap < 0) {
         return migration_capability_check_unknown(name, on, errp) &&
@@ -197,7 +179,8 @@ static JsonNode *qmp_migrate_set_capabilities(JsonObject *args, void *opaque,
                        "{capability: str, state: bool}");
             return NULL;
         }
-        int cap = migration_capability_from_name(json_node_get_string(name));
+        int cap = qapi_enum_parse(&MigrationCapability_lookup,
+                                  json_node_get_string(name), NULL, NULL);
         if (cap < 0) {
             if (!migration_capability_check_unknown(
                     json_node_get_string(name), json_node_get_boolean(state),
@@ -279,10 +262,9 @@ bool migration_set_parameters_json(MigrationState *s, JsonObject *args,
         params.x_mapped_ram_restore = m;
     }
     if (tracking) {
-        int m = dirty_tracking_method_from_name(tracking);
+        int m = qapi_enum_parse(&DirtyTrackingMethod_lookup, tracking,
+                                "x-dirty-tracking", errp);
         if (m < 0) {
-            error_setg(errp, "Parameter 'x-dirty-tracking' does not accept "
-                       "value '%s'", tracking);
             return false;
         }
         if (!dirty_tracking_supported(m, errp)) {
@@ -292,10 +274,9 @@ bool migration_set_parameters_json(MigrationState *s, JsonObject *args,
     }
     const char *bg_method = arg_str(args, "x-background-snapshot-method");
     if (bg_method) {
-        int m = background_snapshot_method_from_name(bg_method);
+        int m = qapi_enum_parse(&BackgroundSnapshotMethod_lookup, bg_method,
+                                "x-background-snapshot-method", errp);
         if (m < 0) {
-            error_setg(errp, "Parameter 'x-background-snapshot-method' does "
-                       "not accept value '%s'", bg_method);
             return false;
         }
         params.x_background_snapshot_method = m;

@@ -12,7 +12,6 @@
 #include "migration/qemu-file.h"
 #include "hw/boards.h"
 #include "monitor/monitor.h"
-#include "monitor/qmp-schema.h"
 #include <signal.h>
 
 /*
@@ -34,16 +33,13 @@ static const char *const status_names[MIGRATION_STATUS__MAX] = {
     [MIGRATION_STATUS_FAILED] = "failed",
 };
 
-bool migration_status_check_schema(Error **errp)
-{
-    return qmp_schema_check_enum("MigrationStatus", status_names,
-                                 G_N_ELEMENTS(status_names), errp);
-}
+const QEnumLookup MigrationStatus_lookup = {
+    "MigrationStatus", status_names, MIGRATION_STATUS__MAX,
+};
 
 const char *migration_status_name(MigrationStatus status)
 {
-    g_assert(status < MIGRATION_STATUS__MAX);
-    return status_names[status];
+    return qapi_enum_lookup(&MigrationStatus_lookup, status);
 }
 
 static int64_t now_us(void)

@@ -5,7 +5,7 @@
 #include "migration/background-snapshot.h"
 #include "migration/bg-methods.h"
 #include "migration/options.h"
-#include "monitor/qmp-schema.h"
+#include "qemu/cutils.h"
 
 static const char *const capability_names[MIGRATION_CAPABILITY__MAX] = {
     [MIGRATION_CAPABILITY_EVENTS] = "events",
@@ -24,6 +24,16 @@ static const char *const bg_method_names[BG_SNAPSHOT_METHOD__MAX] = {
     [BG_SNAPSHOT_METHOD_MPROTECT] = "mprotect",
 };
 
+const QEnumLookup MigrationCapability_lookup = {
+    "MigrationCapability", capability_names, MIGRATION_CAPABILITY__MAX,
+};
+const QEnumLookup DirtyTrackingMethod_lookup = {
+    "DirtyTrackingMethod", dirty_tracking_names, DIRTY_TRACKING__MAX,
+};
+const QEnumLookup BackgroundSnapshotMethod_lookup = {
+    "BackgroundSnapshotMethod", bg_method_names, BG_SNAPSHOT_METHOD__MAX,
+};
+
 void migration_options_init(MigrationOptions *opts)
 {
     memset(opts, 0, sizeof(*opts));
@@ -38,18 +48,7 @@ void migration_options_init(MigrationOptions *opts)
 
 const char *migration_capability_name(MigrationCapability cap)
 {
-    g_assert(cap < MIGRATION_CAPABILITY__MAX);
-    return capability_names[cap];
-}
-
-int migration_capability_from_name(const char *name)
-{
-    for (int i = 0; i < MIGRATION_CAPABILITY__MAX; i++) {
-        if (!strcmp(capability_names[i], name)) {
-            return i;
-        }
-    }
-    return -1;
+    return qapi_enum_lookup(&MigrationCapability_lookup, cap);
 }
 
 /*
@@ -85,54 +84,14 @@ bool migration_capability_check_unknown(const char *name, bool on,
     return false;
 }
 
-bool migration_options_check_schema(Error **errp)
-{
-    const char *restore_names[MAPPED_RAM_RESTORE__MAX];
-
-    /* mapped-ram.c keeps its table to itself; its names say the same. */
-    for (int i = 0; i < MAPPED_RAM_RESTORE__MAX; i++) {
-        restore_names[i] = mapped_ram_restore_mode_name(i);
-    }
-    return qmp_schema_check_enum("MigrationCapability", capability_names,
-                                 G_N_ELEMENTS(capability_names), errp) &&
-           qmp_schema_check_enum("DirtyTrackingMethod", dirty_tracking_names,
-                                 G_N_ELEMENTS(dirty_tracking_names), errp) &&
-           qmp_schema_check_enum("BackgroundSnapshotMethod", bg_method_names,
-                                 G_N_ELEMENTS(bg_method_names), errp) &&
-           qmp_schema_check_enum("MappedRamRestoreMode", restore_names,
-                                 G_N_ELEMENTS(restore_names), errp);
-}
-
 const char *dirty_tracking_method_name(DirtyTrackingMethod method)
 {
-    g_assert(method < DIRTY_TRACKING__MAX);
-    return dirty_tracking_names[method];
-}
-
-int dirty_tracking_method_from_name(const char *name)
-{
-    for (int i = 0; i < DIRTY_TRACKING__MAX; i++) {
-        if (!strcmp(dirty_tracking_names[i], name)) {
-            return i;
-        }
-    }
-    return -1;
+    return qapi_enum_lookup(&DirtyTrackingMethod_lookup, method);
 }
 
 const char *background_snapshot_method_name(BackgroundSnapshotMethod m)
 {
-    g_assert(m < BG_SNAPSHOT_METHOD__MAX);
-    return bg_method_names[m];
-}
-
-int background_snapshot_method_from_name(const char *name)
-{
-    for (int i = 0; i < BG_SNAPSHOT_METHOD__MAX; i++) {
-        if (!strcmp(bg_method_names[i], name)) {
-            return i;
-        }
-    }
-    return -1;
+    return qapi_enum_lookup(&BackgroundSnapshotMethod_lookup, m);
 }
 
 /*

@@ -156,25 +156,26 @@ bool qmp_schema_check_args(const char *command, const QmpArgSpec *args,
     return true;
 }
 
-bool qmp_schema_check_enum(const char *enum_name, const char *const *names,
-                           size_t count, Error **errp)
+bool qmp_schema_check_enum(const QEnumLookup *lookup, Error **errp)
 {
-    g_auto(GStrv) values = qmp_schema_enum_values(enum_name);
+    g_auto(GStrv) values = qmp_schema_enum_values(lookup->name);
 
     if (!values) {
-        error_setg(errp, "enum '%s' is not in qapi/*.json", enum_name);
+        error_setg(errp, "enum '%s' is not in qapi/*.json", lookup->name);
         return false;
     }
-    if (g_strv_length(values) != count) {
-        error_setg(errp, "enum '%s' has %zu names, qapi/*.json declares %u",
-                   enum_name, count, g_strv_length(values));
+    if (g_strv_length(values) != (guint)lookup->size) {
+        error_setg(errp, "enum '%s' has %d names, qapi/*.json declares %u",
+                   lookup->name, lookup->size, g_strv_length(values));
         return false;
     }
     /* The C enum's order is the code's own business; the names are not. */
-    for (size_t i = 0; i < count; i++) {
-        if (!g_strv_contains((const char *const *)values, names[i])) {
+    for (int i = 0; i < lookup->size; i++) {
+        if (!lookup->array[i] ||
+            !g_strv_contains((const char *const *)values, lookup->array[i])) {
             error_setg(errp, "enum '%s': '%s' is not among its values in "
-                       "qapi/*.json", enum_name, names[i]);
+                       "qapi/*.json", lookup->name,
+                       lookup->array[i] ? lookup->array[i] : "(none)");
             return false;
         }
     }

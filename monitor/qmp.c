@@ -72,6 +72,22 @@ GPtrArray *qmp_command_names(void)
     return names;
 }
 
+JsonNode *json_node_from_object(JsonObject *obj)
+{
+    JsonNode *node = json_node_new(JSON_NODE_OBJECT);
+
+    json_node_take_object(node, obj);
+    return node;
+}
+
+JsonNode *json_node_from_array(JsonArray *arr)
+{
+    JsonNode *node = json_node_new(JSON_NODE_ARRAY);
+
+    json_node_take_array(node, arr);
+    return node;
+}
+
 /* ---- output ---- */
 
 void qmp_send_node(Monitor *mon, JsonNode *node)

@@ -23,8 +23,27 @@ void snapvm_register_commands(MachineState *ms, MigrationState *mig)
 
 bool snapvm_check_schema(Error **errp)
 {
-    return qmp_commands_check_schema(errp) &&
-           migration_options_check_schema(errp) &&
-           migration_status_check_schema(errp) &&
-           runstate_check_schema(errp);
+    static const QEnumLookup *const enums[] = {
+        &MigrationCapability_lookup, &MigrationStatus_lookup,
+        &DirtyTrackingMethod_lookup, &BackgroundSnapshotMethod_lookup,
+        &RunState_lookup, &ShutdownCause_lookup,
+    };
+    /* mapped-ram.c keeps its own table; its names are held to it too. */
+    const char *restore_names[MAPPED_RAM_RESTORE__MAX];
+    const QEnumLookup restore = {
+        "MappedRamRestoreMode", restore_names, MAPPED_RAM_RESTORE__MAX,
+    };
+
+    if (!qmp_commands_check_schema(errp)) {
+        return false;
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(enums); i++) {
+        if (!qmp_schema_check_enum(enums[i], errp)) {
+            return false;
+        }
+    }
+    for (int i = 0; i < MAPPED_RAM_RESTORE__MAX; i++) {
+        restore_names[i] = mapped_ram_restore_mode_name(i);
+    }
+    return qmp_schema_check_enum(&restore, errp);
 }

@@ -101,13 +101,6 @@ bool qmp_pmemsave(MachineState *ms, uint64_t addr, uint64_t size,
 
 /* ---- QMP shells ---- */
 
-static JsonNode *json_node_from_object(JsonObject *obj)
-{
-    JsonNode *node = json_node_new(JSON_NODE_OBJECT);
-    json_node_take_object(node, obj);
-    return node;
-}
-
 static JsonNode *qmp_cmd_query_status(JsonObject *args, void *opaque,
                                       Error **errp)
 {
@@ -192,9 +185,7 @@ static JsonNode *qmp_cmd_query_cpus_fast(JsonObject *args, void *opaque,
         json_object_set_string_member(info, "target", "x86_64");
         json_array_add_object_element(cpus, info);
     }
-    JsonNode *node = json_node_new(JSON_NODE_ARRAY);
-    json_node_take_array(node, cpus);
-    return node;
+    return json_node_from_array(cpus);
 }
 
 static JsonNode *qmp_cmd_pmemsave(JsonObject *args, void *opaque,

@@ -6,7 +6,7 @@
 #include "machine-internal.h"
 #include "monitor/monitor.h"
 #include "sysemu/cpus.h"
-#include "monitor/qmp-schema.h"
+#include "qemu/cutils.h"
 
 static const char *const runstate_names[RUN_STATE__MAX] = {
     [RUN_STATE_PRELAUNCH] = "prelaunch",
@@ -27,18 +27,17 @@ static const char *const shutdown_cause_names[] = {
     [SHUTDOWN_CAUSE_GUEST_SHUTDOWN] = "guest-shutdown",
 };
 
-bool runstate_check_schema(Error **errp)
-{
-    return qmp_schema_check_enum("RunState", runstate_names,
-                                 G_N_ELEMENTS(runstate_names), errp) &&
-           qmp_schema_check_enum("ShutdownCause", shutdown_cause_names,
-                                 G_N_ELEMENTS(shutdown_cause_names), errp);
-}
+const QEnumLookup RunState_lookup = {
+    "RunState", runstate_names, RUN_STATE__MAX,
+};
+const QEnumLookup ShutdownCause_lookup = {
+    "ShutdownCause", shutdown_cause_names,
+    G_N_ELEMENTS(shutdown_cause_names),
+};
 
 const char *runstate_name(RunState state)
 {
-    g_assert(state < RUN_STATE__MAX);
-    return runstate_names[state];
+    return qapi_enum_lookup(&RunState_lookup, state);
 }
 
 RunState runstate_get(MachineState *ms)
@@ -163,7 +162,8 @@ static gboolean shutdown_in_main_loop(gpointer opaque)
     json_object_set_boolean_member(data, "guest",
                                    cause == SHUTDOWN_CAUSE_GUEST_SHUTDOWN);
     json_object_set_string_member(data, "reason",
-                                  shutdown_cause_names[cause]);
+                                  qapi_enum_lookup(&ShutdownCause_lookup,
+                                                   cause));
     qapi_event_send("SHUTDOWN", data);
 
     if (prepare) {

@@ -31,3 +31,24 @@ bool buffer_is_zero(const void *buf, size_t len)
     }
     return true;
 }
+
+const char *qapi_enum_lookup(const QEnumLookup *lookup, int val)
+{
+    g_assert(val >= 0 && val < lookup->size);
+    return lookup->array[val];
+}
+
+int qapi_enum_parse(const QEnumLookup *lookup, const char *name,
+                    const char *param, Error **errp)
+{
+    for (int i = 0; i < lookup->size; i++) {
+        if (!g_strcmp0(lookup->array[i], name)) {
+            return i;
+        }
+    }
+    if (errp) {
+        error_setg(errp, "Parameter '%s' does not accept value '%s'", param,
+                   name);
+    }
+    return -1;
+}

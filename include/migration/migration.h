@@ -33,9 +33,9 @@ typedef enum MigrationStatus {
     MIGRATION_STATUS__MAX
 } MigrationStatus;
 
+/* The status names, as qapi/migration.json's MigrationStatus. */
+extern const QEnumLookup MigrationStatus_lookup;
 const char *migration_status_name(MigrationStatus status);
-/* The status names are qapi/migration.json's MigrationStatus. */
-bool migration_status_check_schema(Error **errp);
 
 /* Figures of the current or last migration, for query-migrate. */
 typedef struct MigrationStats {

@@ -9,6 +9,7 @@
 
 #include "qemu/osdep.h"
 #include "qapi/error.h"
+#include "qemu/cutils.h"
 #include "migration/mapped-ram.h"
 
 typedef struct MachineState MachineState;
@@ -63,24 +64,24 @@ typedef struct MigrationOptions {
 
 void migration_options_init(MigrationOptions *opts);
 
-const char *migration_capability_name(MigrationCapability cap);
-/* -1 if @name is not a capability. */
-int migration_capability_from_name(const char *name);
 /*
- * For a name migration_capability_from_name() does not know: true if it
+ * The names of the capabilities and of the x- parameters' values, as
+ * qapi/migration.json's enums of the same name (the build checks).
+ */
+extern const QEnumLookup MigrationCapability_lookup;
+extern const QEnumLookup DirtyTrackingMethod_lookup;
+extern const QEnumLookup BackgroundSnapshotMethod_lookup;
+
+const char *migration_capability_name(MigrationCapability cap);
+/*
+ * For a name MigrationCapability_lookup does not know: true if it
  * is one of QEMU's capabilities and @on is false (nothing to do), else
  * false with an error that says which.
  */
 bool migration_capability_check_unknown(const char *name, bool on,
                                         Error **errp);
-/* The capability names are qapi/migration.json's MigrationCapability. */
-bool migration_options_check_schema(Error **errp);
-
 const char *dirty_tracking_method_name(DirtyTrackingMethod method);
-int dirty_tracking_method_from_name(const char *name);
-
 const char *background_snapshot_method_name(BackgroundSnapshotMethod m);
-int background_snapshot_method_from_name(const char *name);
 
 /*
  * Whether @caps (the whole set, as it would be after a change) can be

@@ -52,6 +52,13 @@ typedef enum QmpCommandFlags {
     QMP_CMD_ALLOW_PRECONFIG = 1 << 0,   /* allowed before qmp_capabilities */
 } QmpCommandFlags;
 
+/*
+ * A command's return value made of @obj or @arr, whose reference it takes
+ * over (monitor/qmp.c).
+ */
+JsonNode *json_node_from_object(JsonObject *obj);
+JsonNode *json_node_from_array(JsonArray *arr);
+
 /* @args: array ending with QMP_ARGS_END, or NULL for no arguments. */
 void qmp_register_command(const char *name, const QmpArgSpec *args,
                           QmpCommandFunc fn, void *opaque,

@@ -6,6 +6,7 @@
 #define MONITOR_QMP_SCHEMA_H
 
 #include "monitor/monitor.h"
+#include "qemu/cutils.h"
 
 /* query-qmp-schema's answer: a list of QEMU's SchemaInfo objects. */
 JsonNode *qmp_schema_to_node(void);
@@ -14,9 +15,8 @@ GStrv qmp_schema_enum_values(const char *name);
 /* @args (as registered) name, type and optionality the schema's args. */
 bool qmp_schema_check_args(const char *command, const QmpArgSpec *args,
                            Error **errp);
-/* @names[0..count) are enum @enum_name's values, in any order. */
-bool qmp_schema_check_enum(const char *enum_name, const char *const *names,
-                           size_t count, Error **errp);
+/* @lookup's names are its enum's values in the schema, in any order. */
+bool qmp_schema_check_enum(const QEnumLookup *lookup, Error **errp);
 
 /*
  * Every registered QMP command's argument table against the schema

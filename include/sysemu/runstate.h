@@ -10,6 +10,7 @@
 #define SYSEMU_RUNSTATE_H
 
 #include "qemu/osdep.h"
+#include "qemu/cutils.h"
 
 typedef struct MachineState MachineState;
 
@@ -27,9 +28,10 @@ typedef enum RunState {
     RUN_STATE__MAX
 } RunState;
 
+/* The names, as qapi/run-state.json's RunState and ShutdownCause. */
+extern const QEnumLookup RunState_lookup;
+extern const QEnumLookup ShutdownCause_lookup;
 const char *runstate_name(RunState state);
-/* The run state and shutdown cause names are qapi/run-state.json's. */
-bool runstate_check_schema(Error **errp);
 RunState runstate_get(MachineState *ms);
 bool runstate_is_running(MachineState *ms);
 
