@@ -120,13 +120,18 @@ static JsonNode *qmp_query_migrate(JsonObject *args, void *opaque,
     return json_node_from_object(migration_info_to_json(opaque));
 }
 
-static bool migration_options_locked(MigrationState *s, Error **errp)
+/*
+ * True if capabilities and parameters may change now; false, with
+ * QEMU's error, while a migration runs.  True on success, as every other
+ * function here that takes an errp.
+ */
+static bool migration_options_may_change(MigrationState *s, Error **errp)
 {
     if (migration_is_running(s)) {
         error_setg(errp, "There's a migration process in progress");
-        return true;
+        return false;
     }
-    return false;
+    return true;
 }
 
 bool migration_set_capability(MigrationState *s, const char *name, bool on,
@@ -136,9 +141,9 @@ bool migration_set_capability(MigrationState *s, const char *name, bool on,
 
     if (cap < 0) {
         return migration_capability_check_unknown(name, on, errp) &&
-               !migration_options_locked(s, errp);
+               migration_options_may_change(s, errp);
     }
-    if (migration_options_locked(s, errp)) {
+    if (!migration_options_may_change(s, errp)) {
         return false;
     }
     bool caps[MIGRATION_CAPABILITY__MAX];
@@ -159,7 +164,7 @@ static JsonNode *qmp_migrate_set_capabilities(JsonObject *args, void *opaque,
     JsonArray *list = json_object_get_array_member(args, "capabilities");
     bool caps[MIGRATION_CAPABILITY__MAX];
 
-    if (migration_options_locked(s, errp)) {
+    if (!migration_options_may_change(s, errp)) {
         return NULL;
     }
     memcpy(caps, s->options.caps, sizeof(caps));
@@ -238,7 +243,7 @@ bool migration_set_parameters_json(MigrationState *s, JsonObject *args,
     const char *tracking = arg_str(args, "x-dirty-tracking");
     const char *restore = arg_str(args, "x-mapped-ram-restore");
 
-    if (migration_options_locked(s, errp)) {
+    if (!migration_options_may_change(s, errp)) {
         return false;
     }
     if (!param_uint(args, "max-bandwidth", &params.max_bandwidth, errp) ||

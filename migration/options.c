@@ -95,10 +95,12 @@ const char *background_snapshot_method_name(BackgroundSnapshotMethod m)
 }
 
 /*
- * background-snapshot works with every other capability snapvm has today
- * ("events"); what it needs is the host's: userfaultfd write-protect for
- * every RAMBlock.  Asked of the kernel when the capability is turned on,
- * so that a "migrate" never fails for that reason later.
+ * background-snapshot works with every other capability snapvm has
+ * ("events" and "mapped-ram"; only its "fork" method refuses mapped-ram,
+ * migration_caps_check_method()).  What it needs is the host's:
+ * userfaultfd write-protect for every RAMBlock.  Asked of the kernel when
+ * the capability is turned on, so that a "migrate" never fails for that
+ * reason later.
  */
 bool migration_caps_check(MachineState *ms, const bool *caps, Error **errp)
 {

@@ -17,8 +17,7 @@ struct QEMUFile {
     MigChannel *ch;
     bool writable;
     uint64_t pos;               /* see qemu_file_transferred() */
-    Error *err;
-    int err_flag;               /* read by other threads */
+    Error *err;                 /* sticky; only the I/O thread uses it */
 
     uint8_t *buf;
     /*
@@ -117,7 +116,6 @@ void qemu_file_set_error(QEMUFile *f, Error *err)
         return;
     }
     f->err = err;
-    qatomic_store_release(&f->err_flag, 1);
 }
 
 uint64_t qemu_file_transferred(QEMUFile *f)

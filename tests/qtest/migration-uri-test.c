@@ -2,9 +2,10 @@
  * What QEMU clients put in migration URIs and capability lists: file:
  * with ",offset=" (both ways, and what is refused beside it), QEMU's
  * capabilities that snapvm does not implement (off accepted, on refused
- * by name), MIGRATION_PASS, and add-fd / remove-fd / query-fdsets with
- * file:/dev/fdset/N, as libvirt hands a migration a file.  Only libqtest: the shared migration
- * helpers are not used here.
+ * by name; none changes while a migration runs), MIGRATION_PASS, and
+ * add-fd / remove-fd / query-fdsets with file:/dev/fdset/N, as libvirt
+ * hands a migration a file.  Only libqtest: the shared migration helpers
+ * are not used here.
  */
 #include "libqtest.h"
 
@@ -219,6 +220,52 @@ static void test_qemu_capabilities_off_ok_on_refused(void)
     qtest_quit(qts);
 }
 
+/*
+ * While a migration runs, capabilities and parameters stay as they are:
+ * QMP and HMP refuse a change with QEMU's error, a QEMU-only capability
+ * turned off included, and accept it again once the migration is over.
+ */
+static void test_options_locked_while_migrating(void)
+{
+    QTestState *qts = start_idle("-S");
+    g_autofree char *path = g_build_filename(qtest_tmpdir(qts), "vm.snap",
+                                             NULL);
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+    static const char busy[] = "There's a migration process in progress";
+
+    /* 1 MiB/s: a 32 MiB paused guest takes half a minute to save. */
+    json_node_unref(qtest_qmp_assert_success(qts,
+        "{\"execute\": \"migrate-set-parameters\", \"arguments\": "
+        "{\"max-bandwidth\": 1048576}}"));
+    migrate_ok(qts, uri);
+    g_autoptr(JsonObject) cap = set_capability(qts, "events", true);
+    g_autoptr(JsonObject) qemu_cap = set_capability(qts, "xbzrle", false);
+    g_autoptr(JsonObject) param = qtest_qmp(qts,
+        "{\"execute\": \"migrate-set-parameters\", \"arguments\": "
+        "{\"downtime-limit\": 500}}");
+    g_autofree char *hmp_cap = qtest_hmp(qts, "migrate_set_capability "
+                                         "xbzrle off");
+    g_autofree char *hmp_param = qtest_hmp(qts, "migrate_set_parameter "
+                                           "downtime-limit 500");
+    g_autofree char *status = migrate_status(qts);
+
+    /* Still running after the last attempt: it ran during all of them. */
+    g_assert_true(!strcmp(status, "setup") || !strcmp(status, "active"));
+    g_assert_cmpstr(qtest_reply_error_desc(cap, "GenericError"), ==, busy);
+    g_assert_cmpstr(qtest_reply_error_desc(qemu_cap, "GenericError"), ==,
+                    busy);
+    g_assert_cmpstr(qtest_reply_error_desc(param, "GenericError"), ==, busy);
+    g_assert_nonnull(strstr(hmp_cap, busy));
+    g_assert_nonnull(strstr(hmp_param, busy));
+
+    json_node_unref(qtest_qmp_assert_success(qts,
+        "{\"execute\": \"migrate_cancel\"}"));
+    wait_migration(qts, "cancelled");
+    g_autoptr(JsonObject) after = set_capability(qts, "events", true);
+    g_assert_true(json_object_has_member(after, "return"));
+    qtest_quit(qts);
+}
+
 /* The "pass" of every MIGRATION_PASS event @qts sent, in order. */
 static GArray *pass_events(QTestState *qts)
 {
@@ -414,6 +461,8 @@ int main(int argc, char **argv)
                     test_img_file_name_with_comma);
     g_test_add_func("/migration-uri/capabilities/qemu-off-ok-on-refused",
                     test_qemu_capabilities_off_ok_on_refused);
+    g_test_add_func("/migration-uri/options/locked-while-migrating",
+                    test_options_locked_while_migrating);
     g_test_add_func("/migration-uri/fdset/add-save-load-remove",
                     test_fdset_round_trip);
     g_test_add_func("/migration-uri/events/migration-pass",
