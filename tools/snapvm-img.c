@@ -545,6 +545,207 @@ static bool convert_block_mapped(Out *o, const StreamRAMBlockInfo *b, int fd,
     return true;
 }
 
+/* The input of a conversion, read whole before anything is written. */
+typedef struct ConvertInput {
+    const char *path;
+    Inspection in;
+    RamDump ram;                /* one sparse temporary file per block */
+    int fd;                     /* the input again, for device sections */
+} ConvertInput;
+
+/*
+ * Read @ci->path into @ci: its summary, the final content of every page,
+ * a descriptor for its device sections.  Prints why it fails.
+ */
+static bool convert_read_input(ConvertInput *ci, const char *to, bool mapped)
+{
+    StreamSummary *sum = &ci->in.sum;
+
+    if (!inspect(ci->path, &ci->in, dump_page, &ci->ram)) {
+        fprintf(stderr, "%s: %s\n", ci->path, error_get_pretty(ci->in.err));
+        return false;
+    }
+    if (sum->mapped_ram == mapped) {
+        fprintf(stderr, "snapvm-img: %s is already in the %s layout\n",
+                ci->path, to);
+        return false;
+    }
+    /* Blocks that held no page at all still need their (zero) file. */
+    for (unsigned i = 0; i < sum->ram_blocks->len; i++) {
+        Error *err = NULL;
+
+        if (dump_open_block(&ci->ram, &g_array_index(sum->ram_blocks,
+                                                     StreamRAMBlockInfo, i),
+                            i, &err) < 0) {
+            fprintf(stderr, "snapvm-img: %s\n", error_get_pretty(err));
+            error_free(err);
+            return false;
+        }
+    }
+    ci->fd = open(ci->path, O_RDONLY | O_CLOEXEC);
+    if (ci->fd < 0) {
+        fprintf(stderr, "snapvm-img: %s: %s\n", ci->path, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+static void convert_input_clear(ConvertInput *ci)
+{
+    if (ci->fd >= 0) {
+        close(ci->fd);
+    }
+    for (unsigned i = 0; i < ci->ram.fds->len; i++) {
+        if (g_array_index(ci->ram.fds, int, i) >= 0) {
+            close(g_array_index(ci->ram.fds, int, i));
+        }
+    }
+    g_array_free(ci->ram.fds, true);
+    inspection_clear(&ci->in);
+}
+
+/* RAM takes the first section id no device section uses. */
+static uint32_t convert_ram_section_id(const StreamSummary *sum)
+{
+    uint32_t ram_id = 0;
+
+    for (unsigned i = 0; i < sum->devices->len; i++) {
+        if (g_array_index(sum->devices, StreamDeviceInfo, i).section_id ==
+            ram_id) {
+            ram_id++;
+            i = -1;
+        }
+    }
+    return ram_id;
+}
+
+/* Magic, version and the configuration section (with mapped-ram on). */
+static void convert_write_head(Out *o, const StreamSummary *sum, bool mapped)
+{
+    out_be32(o, FILE_MAGIC);
+    out_be32(o, FILE_VERSION);
+    out_u8(o, SEC_CONFIGURATION);
+    out_be32(o, strlen(sum->machine_type));
+    out_bytes(o, sum->machine_type, strlen(sum->machine_type));
+    if (mapped) {
+        out_u8(o, SEC_SUBSECTION);
+        out_name(o, CONFIG_CAPS);
+        out_be32(o, 1);
+        out_be32(o, 1);
+        out_name(o, MAPPED_RAM_CAPABILITY_NAME);
+    }
+}
+
+/*
+ * RAM's START section: the block list, each mapped-ram block followed
+ * by its header, bitmap and page area.  False if the output failed.
+ */
+static bool convert_write_ram_start(Out *o, const ConvertInput *ci,
+                                    uint32_t ram_id, bool mapped,
+                                    uint8_t *chunk)
+{
+    const StreamSummary *sum = &ci->in.sum;
+
+    out_u8(o, SEC_START);
+    out_be32(o, ram_id);
+    out_name(o, RAM_SECTION_IDSTR);
+    out_be32(o, 0);
+    out_be32(o, RAM_SECTION_VERSION);
+    out_be64(o, sum->ram_total | RAM_SAVE_FLAG_MEM_SIZE);
+    for (unsigned i = 0; i < sum->ram_blocks->len; i++) {
+        StreamRAMBlockInfo *b = &g_array_index(sum->ram_blocks,
+                                               StreamRAMBlockInfo, i);
+
+        out_name(o, b->idstr);
+        out_be64(o, b->used_length);
+        if (mapped &&
+            !convert_block_mapped(o, b, g_array_index(ci->ram.fds, int, i),
+                                  chunk)) {
+            return false;
+        }
+    }
+    out_be64(o, RAM_SAVE_FLAG_EOS);
+    out_u8(o, SEC_FOOTER);
+    out_be32(o, ram_id);
+    return true;
+}
+
+/*
+ * RAM's END section: in the stream layout every page of every block.
+ * False if a block's temporary file could not be read.
+ */
+static bool convert_write_ram_end(Out *o, const ConvertInput *ci,
+                                  uint32_t ram_id, bool mapped,
+                                  uint8_t *chunk)
+{
+    const StreamSummary *sum = &ci->in.sum;
+
+    out_u8(o, SEC_END);
+    out_be32(o, ram_id);
+    for (unsigned i = 0; !mapped && i < sum->ram_blocks->len; i++) {
+        if (!convert_block_stream(o, &g_array_index(sum->ram_blocks,
+                                                    StreamRAMBlockInfo, i),
+                                  g_array_index(ci->ram.fds, int, i), chunk)) {
+            return false;
+        }
+    }
+    out_be64(o, RAM_SAVE_FLAG_EOS);
+    out_u8(o, SEC_FOOTER);
+    out_be32(o, ram_id);
+    return true;
+}
+
+/*
+ * Device sections as they are, in their order, then the JSON trailer.
+ * False if the input could not be read.
+ */
+static bool convert_write_devices(Out *o, const ConvertInput *ci)
+{
+    const StreamSummary *sum = &ci->in.sum;
+
+    for (unsigned i = 0; i < sum->devices->len; i++) {
+        StreamDeviceInfo *dev = &g_array_index(sum->devices,
+                                               StreamDeviceInfo, i);
+        g_autofree uint8_t *sec = g_malloc(dev->size);
+
+        if (!pread_all(ci->fd, sec, dev->size, dev->offset)) {
+            return false;
+        }
+        out_bytes(o, sec, dev->size);
+    }
+    out_u8(o, SEC_EOF);
+    out_u8(o, SEC_VMDESCRIPTION);
+    out_be32(o, strlen(sum->description));
+    out_bytes(o, sum->description, strlen(sum->description));
+    return true;
+}
+
+/*
+ * The converted file is in @tmp, written through @o: make it durable,
+ * check that it reads back whole (into @check), and only then give it
+ * the name @out_path.  Prints why it fails.
+ */
+static bool convert_install(Out *o, const char *tmp, const char *out_path,
+                            Inspection *check)
+{
+    const char *what = tmp;
+
+    if (out_flush(o) && fsync(o->fd) == 0) {
+        if (!inspect(tmp, check, NULL, NULL)) {
+            fprintf(stderr, "snapvm-img: the converted file does not read "
+                    "back: %s\n", error_get_pretty(check->err));
+            return false;
+        }
+        if (rename(tmp, out_path) == 0) {
+            return true;
+        }
+        what = out_path;
+    }
+    fprintf(stderr, "snapvm-img: %s: %s\n", what,
+            strerror(o->err ? o->err : errno));
+    return false;
+}
+
 static int cmd_convert(const char *in_path, const char *out_path,
                        const char *to)
 {
@@ -553,132 +754,46 @@ static int cmd_convert(const char *in_path, const char *out_path,
     g_autofree char *tmp = g_strdup_printf("%s/.%s.XXXXXX", dir, base);
     g_autofree uint8_t *chunk = g_malloc(CONVERT_CHUNK_PAGES *
                                          TARGET_PAGE_SIZE);
-    RamDump d = { .tmp_dir = dir,
-                  .fds = g_array_new(false, false, sizeof(int)) };
+    ConvertInput ci = {
+        .path = in_path, .fd = -1,
+        .ram = { .tmp_dir = dir,
+                 .fds = g_array_new(false, false, sizeof(int)) },
+    };
     Out o = { .fd = -1, .buf = g_byte_array_new() };
-    Inspection in = { 0 }, check = { 0 };
+    Inspection check = { 0 };
     bool mapped = !strcmp(to, "mapped-ram");
-    uint32_t ram_id = 0;
-    int in_fd = -1, ret = 1;
-    const char *what = NULL;
+    uint32_t ram_id;
+    int ret = 1;
+    const char *what = tmp;
 
-    if (!inspect(in_path, &in, dump_page, &d)) {
-        fprintf(stderr, "%s: %s\n", in_path, error_get_pretty(in.err));
+    if (!convert_read_input(&ci, to, mapped)) {
         goto out;
     }
-    if (in.sum.mapped_ram == mapped) {
-        fprintf(stderr, "snapvm-img: %s is already in the %s layout\n",
-                in_path, to);
-        goto out;
-    }
-    /* Blocks that held no page at all still need their (zero) file. */
-    for (unsigned i = 0; i < in.sum.ram_blocks->len; i++) {
-        Error *err = NULL;
-
-        if (dump_open_block(&d, &g_array_index(in.sum.ram_blocks,
-                                               StreamRAMBlockInfo, i),
-                            i, &err) < 0) {
-            fprintf(stderr, "snapvm-img: %s\n", error_get_pretty(err));
-            error_free(err);
-            goto out;
-        }
-    }
-    /* RAM takes the first section id no device section uses. */
-    for (unsigned i = 0; i < in.sum.devices->len; i++) {
-        if (g_array_index(in.sum.devices, StreamDeviceInfo, i).section_id ==
-            ram_id) {
-            ram_id++;
-            i = -1;
-        }
-    }
-    in_fd = open(in_path, O_RDONLY | O_CLOEXEC);
-    o.fd = in_fd < 0 ? -1 : mkostemp(tmp, O_CLOEXEC);
+    ram_id = convert_ram_section_id(&ci.in.sum);
+    o.fd = mkostemp(tmp, O_CLOEXEC);
     if (o.fd < 0) {
-        what = in_fd < 0 ? in_path : tmp;
         goto io_error;
     }
-
-    out_be32(&o, FILE_MAGIC);
-    out_be32(&o, FILE_VERSION);
-    out_u8(&o, SEC_CONFIGURATION);
-    out_be32(&o, strlen(in.sum.machine_type));
-    out_bytes(&o, in.sum.machine_type, strlen(in.sum.machine_type));
-    if (mapped) {
-        out_u8(&o, SEC_SUBSECTION);
-        out_name(&o, CONFIG_CAPS);
-        out_be32(&o, 1);
-        out_be32(&o, 1);
-        out_name(&o, MAPPED_RAM_CAPABILITY_NAME);
-    }
-    out_u8(&o, SEC_START);
-    out_be32(&o, ram_id);
-    out_name(&o, RAM_SECTION_IDSTR);
-    out_be32(&o, 0);
-    out_be32(&o, RAM_SECTION_VERSION);
-    out_be64(&o, in.sum.ram_total | RAM_SAVE_FLAG_MEM_SIZE);
-    for (unsigned i = 0; i < in.sum.ram_blocks->len; i++) {
-        StreamRAMBlockInfo *b = &g_array_index(in.sum.ram_blocks,
-                                               StreamRAMBlockInfo, i);
-
-        out_name(&o, b->idstr);
-        out_be64(&o, b->used_length);
-        if (mapped && !convert_block_mapped(&o, b, g_array_index(d.fds, int,
-                                                                 i), chunk)) {
-            what = tmp;
-            goto io_error;
-        }
-    }
-    out_be64(&o, RAM_SAVE_FLAG_EOS);
-    out_u8(&o, SEC_FOOTER);
-    out_be32(&o, ram_id);
-    out_u8(&o, SEC_END);
-    out_be32(&o, ram_id);
-    for (unsigned i = 0; !mapped && i < in.sum.ram_blocks->len; i++) {
-        if (!convert_block_stream(&o, &g_array_index(in.sum.ram_blocks,
-                                                     StreamRAMBlockInfo, i),
-                                  g_array_index(d.fds, int, i), chunk)) {
-            what = "a temporary file";
-            goto io_error;
-        }
-    }
-    out_be64(&o, RAM_SAVE_FLAG_EOS);
-    out_u8(&o, SEC_FOOTER);
-    out_be32(&o, ram_id);
-    /* Device sections as they are, in their order. */
-    for (unsigned i = 0; i < in.sum.devices->len; i++) {
-        StreamDeviceInfo *dev = &g_array_index(in.sum.devices,
-                                               StreamDeviceInfo, i);
-        g_autofree uint8_t *sec = g_malloc(dev->size);
-
-        if (!pread_all(in_fd, sec, dev->size, dev->offset)) {
-            what = in_path;
-            goto io_error;
-        }
-        out_bytes(&o, sec, dev->size);
-    }
-    out_u8(&o, SEC_EOF);
-    out_u8(&o, SEC_VMDESCRIPTION);
-    out_be32(&o, strlen(in.sum.description));
-    out_bytes(&o, in.sum.description, strlen(in.sum.description));
-    if (!out_flush(&o) || fsync(o.fd) < 0) {
-        what = tmp;
+    convert_write_head(&o, &ci.in.sum, mapped);
+    if (!convert_write_ram_start(&o, &ci, ram_id, mapped, chunk)) {
         goto io_error;
     }
-    /* What was written must read back whole before it takes the name. */
-    if (!inspect(tmp, &check, NULL, NULL)) {
-        fprintf(stderr, "snapvm-img: the converted file does not read "
-                "back: %s\n", error_get_pretty(check.err));
+    if (!convert_write_ram_end(&o, &ci, ram_id, mapped, chunk)) {
+        what = "a temporary file";
+        goto io_error;
+    }
+    if (!convert_write_devices(&o, &ci)) {
+        what = in_path;
+        goto io_error;
+    }
+    if (!convert_install(&o, tmp, out_path, &check)) {
         goto out;
-    }
-    if (rename(tmp, out_path) < 0) {
-        what = out_path;
-        goto io_error;
     }
     printf("%s (%s) -> %s (%s): %u RAM block(s), %" PRIu64 " pages with "
            "data, %u device section(s), %" PRIu64 " bytes\n", in_path,
-           in.sum.mapped_ram ? "mapped-ram" : "stream", out_path, to,
-           in.sum.ram_blocks->len, check.sum.pages, in.sum.devices->len,
-           out_tell(&o));
+           ci.in.sum.mapped_ram ? "mapped-ram" : "stream", out_path, to,
+           ci.in.sum.ram_blocks->len, check.sum.pages,
+           ci.in.sum.devices->len, out_tell(&o));
     ret = 0;
     goto out;
 
@@ -692,17 +807,8 @@ out:
             unlink(tmp);
         }
     }
-    if (in_fd >= 0) {
-        close(in_fd);
-    }
-    for (unsigned i = 0; i < d.fds->len; i++) {
-        if (g_array_index(d.fds, int, i) >= 0) {
-            close(g_array_index(d.fds, int, i));
-        }
-    }
-    g_array_free(d.fds, true);
     g_byte_array_free(o.buf, true);
-    inspection_clear(&in);
+    convert_input_clear(&ci);
     inspection_clear(&check);
     return ret;
 }

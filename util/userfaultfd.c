@@ -154,6 +154,63 @@ bool uffd_writeprotect(int uffd, void *addr, uint64_t len, bool wp,
     return true;
 }
 
+bool uffd_copy(int uffd, void *dst, const void *src, uint64_t len,
+               Error **errp)
+{
+    uint64_t done = 0;
+
+    /* EAGAIN after some progress: the mm changed, go on with the rest. */
+    while (done < len) {
+        struct uffdio_copy cp = {
+            .dst = (uintptr_t)dst + done, .src = (uintptr_t)src + done,
+            .len = len - done,
+        };
+
+        if (ioctl(uffd, UFFDIO_COPY, &cp) == 0) {
+            return true;
+        }
+        if (errno != EAGAIN || cp.copy <= 0) {
+            error_setg_errno(errp, errno, "UFFDIO_COPY");
+            return false;
+        }
+        done += cp.copy;
+    }
+    return true;
+}
+
+bool uffd_move(int uffd, void *dst, void *src, uint64_t len,
+               uint64_t *moved)
+{
+    *moved = 0;
+    while (*moved < len) {
+        struct uffdio_move mv = {
+            .dst = (uintptr_t)dst + *moved, .src = (uintptr_t)src + *moved,
+            .len = len - *moved,
+        };
+
+        if (ioctl(uffd, UFFDIO_MOVE, &mv) == 0) {
+            *moved = len;
+            return true;
+        }
+        if (errno != EAGAIN || mv.move <= 0) {
+            return false;
+        }
+        *moved += mv.move;
+    }
+    return true;
+}
+
+bool uffd_wake(int uffd, void *addr, uint64_t len, Error **errp)
+{
+    struct uffdio_range range = { .start = (uintptr_t)addr, .len = len };
+
+    if (ioctl(uffd, UFFDIO_WAKE, &range) < 0) {
+        error_setg_errno(errp, errno, "UFFDIO_WAKE failed");
+        return false;
+    }
+    return true;
+}
+
 int uffd_read_events(int uffd, struct uffd_msg *msgs, int max, Error **errp)
 {
     ssize_t n;

@@ -145,9 +145,22 @@ bool mapped_ram_load_block(QEMUFile *f, RAMBlock *rb,
  * snapshot need it whole.  This waits for the fillers to finish (the
  * guest keeps running: the fillers race nothing) and frees them.  Called
  * at the start of an outgoing migration and before background-snapshot
- * is checked; returns at once when no block is being filled.
+ * is checked; returns at once when no block is being filled.  It cannot
+ * fail.
  */
-bool mapped_ram_materialize(MachineState *ms, Error **errp);
+void mapped_ram_lazy_finish(MachineState *ms);
+
+/*
+ * The old name, with an @errp it never sets and a result that is always
+ * true: kept only until its two callers (migration_caps_check() in
+ * migration/options.c and the outgoing migration in migration/migration.c)
+ * call mapped_ram_lazy_finish(); then it goes.
+ */
+static inline bool mapped_ram_materialize(MachineState *ms, Error **errp)
+{
+    mapped_ram_lazy_finish(ms);
+    return true;
+}
 
 /*
  * The load is over: the lazy restore fillers, which so far served only

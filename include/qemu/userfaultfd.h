@@ -16,6 +16,21 @@
 #ifndef UFFD_FEATURE_WP_ASYNC
 #define UFFD_FEATURE_WP_ASYNC (1 << 15)
 #endif
+/* UFFDIO_MOVE (Linux 6.8). */
+#ifndef UFFD_FEATURE_MOVE
+#define UFFD_FEATURE_MOVE (1 << 16)
+#endif
+#ifndef _UFFDIO_MOVE
+#define _UFFDIO_MOVE (0x05)
+struct uffdio_move {
+    __u64 dst;
+    __u64 src;
+    __u64 len;
+    __u64 mode;
+    __s64 move;
+};
+#define UFFDIO_MOVE _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
+#endif
 
 /*
  * The features this kernel offers (UFFDIO_API with no feature requested),
@@ -42,6 +57,24 @@ bool uffd_unregister(int uffd, void *addr, uint64_t len, Error **errp);
  */
 bool uffd_writeprotect(int uffd, void *addr, uint64_t len, bool wp,
                        bool dontwake, Error **errp);
+
+/*
+ * Resolve missing faults (a range registered UFFDIO_REGISTER_MODE_MISSING)
+ * by putting @len bytes from @src at @dst, and wake the threads waiting
+ * there.  uffd_copy() copies (UFFDIO_COPY).  uffd_move() moves the pages
+ * (UFFDIO_MOVE, which needs UFFD_FEATURE_MOVE; @src is left empty) and
+ * is an optimisation: false if the kernel would not move them all, with
+ * *@moved the bytes it did move; the caller copies the rest.  Neither has
+ * a fault-injection hook: their one caller, the lazy restore, can only
+ * end the process when a copy fails (see lazy_fatal()).
+ */
+bool uffd_copy(int uffd, void *dst, const void *src, uint64_t len,
+               Error **errp);
+bool uffd_move(int uffd, void *dst, void *src, uint64_t len,
+               uint64_t *moved);
+
+/* Wake the threads that fault in [addr, addr + len) (UFFDIO_WAKE). */
+bool uffd_wake(int uffd, void *addr, uint64_t len, Error **errp);
 
 /*
  * Read up to @max pending events into @msgs.  Returns how many (0 if none
