@@ -18,9 +18,9 @@ typedef struct FileChannel {
     FdChannel fdc;
     char *path;         /* final name */
     char *tmp_path;     /* where we write; NULL for incoming and fdsets */
-    /* Outgoing into an fdset's descriptor: the stream starts here. */
+    /* Outgoing into an fdset's descriptor. */
     bool fdset_out;
-    uint64_t start;
+    uint64_t start;     /* where the stream starts in the file */
     /*
      * The same file opened O_DIRECT, for mapped-ram page writes only: the
      * stream's small unaligned writes keep going through fdc.fd.
@@ -294,6 +294,34 @@ static const MigChannelOps file_at_offset_ops = {
     .cancel = fd_channel_cancel,
 };
 
+/*
+ * The channel around @fd, which it takes over (closed on failure too), for
+ * the stream at @offset of @path.  @tmp_path (taken over, or NULL) is the
+ * temporary name an outgoing stream is written to, removed on failure;
+ * @fdset_out: @fd is an fdset's descriptor being written.
+ */
+static MigChannel *file_channel_new(int fd, const char *path, char *tmp_path,
+                                    bool fdset_out, uint64_t offset,
+                                    const char *desc, Error **errp)
+{
+    FileChannel *f = g_new0(FileChannel, 1);
+
+    f->direct_fd = -1;
+    f->path = g_strdup(path);
+    f->tmp_path = tmp_path;
+    f->fdset_out = fdset_out;
+    f->start = offset;
+    if (!fd_channel_init(&f->fdc, offset ? &file_at_offset_ops : &file_ops,
+                         fd, desc, errp)) {
+        if (tmp_path) {
+            unlink(tmp_path);
+        }
+        file_free(f);
+        return NULL;
+    }
+    return &f->fdc.parent;
+}
+
 static char *file_description(const char *path, uint64_t offset)
 {
     return offset ? g_strdup_printf("file:%s,offset=%" PRIu64, path, offset)
@@ -360,17 +388,7 @@ static MigChannel *file_fdset_outgoing(const char *path, int64_t set_id,
         close(fd);
         return NULL;
     }
-    FileChannel *f = g_new0(FileChannel, 1);
-    f->direct_fd = -1;
-    f->path = g_strdup(path);
-    f->fdset_out = true;
-    f->start = offset;
-    if (!fd_channel_init(&f->fdc, offset ? &file_at_offset_ops : &file_ops,
-                         fd, desc, errp)) {
-        file_free(f);
-        return NULL;
-    }
-    return &f->fdc.parent;
+    return file_channel_new(fd, path, NULL, true, offset, desc, errp);
 }
 
 MigChannel *mig_channel_file_outgoing(const char *path, uint64_t offset,
@@ -408,17 +426,7 @@ MigChannel *mig_channel_file_outgoing(const char *path, uint64_t offset,
         g_free(tmp_path);
         return NULL;
     }
-    FileChannel *f = g_new0(FileChannel, 1);
-    f->direct_fd = -1;
-    f->path = g_strdup(path);
-    f->tmp_path = tmp_path;
-    if (!fd_channel_init(&f->fdc, offset ? &file_at_offset_ops : &file_ops,
-                         fd, desc, errp)) {
-        unlink(tmp_path);
-        file_free(f);
-        return NULL;
-    }
-    return &f->fdc.parent;
+    return file_channel_new(fd, path, tmp_path, false, offset, desc, errp);
 }
 
 MigChannel *mig_channel_file_incoming(const char *path, uint64_t offset,
@@ -457,13 +465,5 @@ MigChannel *mig_channel_file_incoming(const char *path, uint64_t offset,
         close(fd);
         return NULL;
     }
-    FileChannel *f = g_new0(FileChannel, 1);
-    f->direct_fd = -1;
-    f->path = g_strdup(path);
-    if (!fd_channel_init(&f->fdc, offset ? &file_at_offset_ops : &file_ops,
-                         fd, desc, errp)) {
-        file_free(f);
-        return NULL;
-    }
-    return &f->fdc.parent;
+    return file_channel_new(fd, path, NULL, false, offset, desc, errp);
 }

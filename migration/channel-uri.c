@@ -236,8 +236,27 @@ bool mig_uri_check(const char *uri, MigFdStore *fds, Error **errp)
     return false;
 }
 
-MigChannel *mig_channel_open_outgoing(const char *uri, MigFdStore *fds,
-                                      Error **errp)
+/*
+ * file:PATH[,offset=N], read by the one parser whichever way the stream
+ * goes.
+ */
+static MigChannel *file_uri_open(const char *spec, bool outgoing,
+                                 MigFdStore *fds, Error **errp)
+{
+    g_autofree char *path = NULL;
+    MigFdSets *fdsets = fds ? fds->fdsets : NULL;
+    uint64_t offset;
+
+    if (!mig_uri_parse_file(spec, &path, &offset, errp)) {
+        return NULL;
+    }
+    return outgoing ? mig_channel_file_outgoing(path, offset, fdsets, errp)
+                    : mig_channel_file_incoming(path, offset, fdsets, errp);
+}
+
+/* One dispatcher for both directions: each transport has a pair. */
+static MigChannel *uri_open(const char *uri, bool outgoing, MigFdStore *fds,
+                            Error **errp)
 {
     const char *arg;
 
@@ -245,25 +264,27 @@ MigChannel *mig_channel_open_outgoing(const char *uri, MigFdStore *fds,
         return NULL;
     }
     if ((arg = uri_strip(uri, "exec:"))) {
-        return mig_channel_exec_outgoing(arg, errp);
+        return outgoing ? mig_channel_exec_outgoing(arg, errp)
+                        : mig_channel_exec_incoming(arg, errp);
     }
     if ((arg = uri_strip(uri, "file:"))) {
-        g_autofree char *path = NULL;
-        uint64_t offset;
-
-        if (!mig_uri_parse_file(arg, &path, &offset, errp)) {
-            return NULL;
-        }
-        return mig_channel_file_outgoing(path, offset,
-                                         fds ? fds->fdsets : NULL, errp);
+        return file_uri_open(arg, outgoing, fds, errp);
     }
     if ((arg = uri_strip(uri, "unix:"))) {
-        return mig_channel_unix_outgoing(arg, errp);
+        return outgoing ? mig_channel_unix_outgoing(arg, errp)
+                        : mig_channel_unix_incoming(arg, errp);
     }
     if ((arg = uri_strip(uri, "tcp:"))) {
-        return mig_channel_tcp_outgoing(arg, errp);
+        return outgoing ? mig_channel_tcp_outgoing(arg, errp)
+                        : mig_channel_tcp_incoming(arg, errp);
     }
     return fd_uri_open(uri_strip(uri, "fd:"), fds, errp);
+}
+
+MigChannel *mig_channel_open_outgoing(const char *uri, MigFdStore *fds,
+                                      Error **errp)
+{
+    return uri_open(uri, true, fds, errp);
 }
 
 MigChannel *mig_channel_open_file(const char *path, Error **errp)
@@ -274,29 +295,5 @@ MigChannel *mig_channel_open_file(const char *path, Error **errp)
 MigChannel *mig_channel_open_incoming(const char *uri, MigFdStore *fds,
                                       Error **errp)
 {
-    const char *arg;
-
-    if (!mig_uri_check(uri, fds, errp)) {
-        return NULL;
-    }
-    if ((arg = uri_strip(uri, "exec:"))) {
-        return mig_channel_exec_incoming(arg, errp);
-    }
-    if ((arg = uri_strip(uri, "file:"))) {
-        g_autofree char *path = NULL;
-        uint64_t offset;
-
-        if (!mig_uri_parse_file(arg, &path, &offset, errp)) {
-            return NULL;
-        }
-        return mig_channel_file_incoming(path, offset,
-                                         fds ? fds->fdsets : NULL, errp);
-    }
-    if ((arg = uri_strip(uri, "unix:"))) {
-        return mig_channel_unix_incoming(arg, errp);
-    }
-    if ((arg = uri_strip(uri, "tcp:"))) {
-        return mig_channel_tcp_incoming(arg, errp);
-    }
-    return fd_uri_open(uri_strip(uri, "fd:"), fds, errp);
+    return uri_open(uri, false, fds, errp);
 }

@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <glib/gstdio.h>
 
@@ -450,6 +451,50 @@ static void test_fdset_round_trip(void)
     close(rfd);
 }
 
+/*
+ * file:/dev/fdset/N,offset=N has no temporary name to drop: a cancelled
+ * save cuts the file back to where its stream started, and what came
+ * before the offset stays.
+ */
+static void test_fdset_cancel_keeps_head(void)
+{
+    QTestState *qts = start_idle("-S");
+    g_autofree char *path = g_build_filename(qtest_tmpdir(qts), "fd.snap",
+                                             NULL);
+    int wfd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    guint8 head[2 * OFFSET];
+    g_autofree char *got = NULL;
+    gsize len;
+
+    memset(head, 0xab, sizeof(head));
+    g_assert_cmpint(wfd, >=, 0);
+    g_assert_cmpint(write(wfd, head, sizeof(head)), ==, sizeof(head));
+    json_object_unref(add_fd(qts, wfd, ""));
+    /* 1 MiB/s: the 32 MiB save is still running when it is cancelled. */
+    json_node_unref(qtest_qmp_assert_success(qts,
+        "{\"execute\": \"migrate-set-parameters\", \"arguments\": "
+        "{\"max-bandwidth\": 1048576}}"));
+    migrate_ok(qts, "file:/dev/fdset/0,offset=4096");
+    for (gint64 end = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;;) {
+        struct stat st;
+
+        g_assert_cmpint(fstat(wfd, &st), ==, 0);
+        if (st.st_size > OFFSET) {
+            break;      /* the stream has begun */
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, end);
+        g_usleep(10 * 1000);
+    }
+    json_node_unref(qtest_qmp_assert_success(qts,
+        "{\"execute\": \"migrate_cancel\"}"));
+    wait_migration(qts, "cancelled");
+    g_assert_true(g_file_get_contents(path, &got, &len, NULL));
+    g_assert_cmpuint(len, ==, OFFSET);
+    g_assert_true(memcmp(got, head, OFFSET) == 0);
+    qtest_quit(qts);
+    close(wfd);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -465,6 +510,8 @@ int main(int argc, char **argv)
                     test_options_locked_while_migrating);
     g_test_add_func("/migration-uri/fdset/add-save-load-remove",
                     test_fdset_round_trip);
+    g_test_add_func("/migration-uri/fdset/cancel-keeps-head",
+                    test_fdset_cancel_keeps_head);
     g_test_add_func("/migration-uri/events/migration-pass",
                     test_migration_pass_events);
     return g_test_run();
