@@ -15,12 +15,13 @@ import time
 
 import sweepcheck
 from qmp import SnapVM
+from snapbench import time_limits
 
 MiB = 1 << 20
 GiB = 1 << 30
 
 
-def _wait_incoming(qmp, timeout=600):
+def _wait_incoming(qmp, timeout):
     deadline = time.monotonic() + timeout
     while True:
         status = qmp.command("query-migrate").get("status")
@@ -73,11 +74,12 @@ def restore_check(ctx, engine, path, ram, workload, lowmem=None):
         args = []
     args += ["-m", "%dM" % (ram // MiB), "-smp", "1", "-S",
              "-incoming", "exec:cat %s" % path]
+    limits = time_limits(ram)
     t0 = time.monotonic()
-    # QEMU's pmemsave wrote 0.5 GiB/s here: a 4 GiB guest's dump takes
-    # about 8 s, near the QMP client's default of 10.
-    with SnapVM(binary, args, start_timeout=30, qmp_timeout=300) as vm:
-        status = _wait_incoming(vm.qmp)
+    # pmemsave of all RAM is one QMP reply: QEMU's wrote 0.5 GiB/s here.
+    with SnapVM(binary, args, start_timeout=limits["start"],
+                qmp_timeout=limits["qmp"]) as vm:
+        status = _wait_incoming(vm.qmp, limits["migration"])
         restore_ms = (time.monotonic() - t0) * 1000
         if status != "completed":
             return False, "restore %s" % status, None

@@ -32,6 +32,25 @@ GiB = 1 << 30
 SERIAL_DIR = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
 
 
+def time_limits(ram_bytes):
+    """Seconds each step of one run may take, for a guest of @ram_bytes.
+
+    Every limit grows with guest RAM, at rates several times below the
+    slowest seen on a loaded 2-CPU machine (pmemsave 0.5 GiB/s, file:
+    with fsync 0.3 GiB/s, the sweeping guest's first passes), so that a
+    4 or 16 GiB run is not cut short and a hung one still ends.  A
+    fixed 10 s for every QMP reply ended each 4 GiB a-b-sweep run with
+    TimeoutError while the restored guest's RAM was dumped for the
+    check."""
+    gib = max(1.0, ram_bytes / GiB)
+    return {
+        "start": 10 + 5 * gib,        # the process allocates guest RAM
+        "qmp": 10 + 10 * gib,         # one reply: pmemsave of all RAM
+        "settle": 60 + 30 * gib,      # the guest's first passes
+        "migration": 120 + 60 * gib,  # one snapshot, or one restore
+    }
+
+
 def proc_status(pid):
     """VmRSS and VmHWM of @pid, in bytes."""
     out = {}
@@ -275,7 +294,7 @@ def target_uri(kind, path):
 
 def run_once(binary, guest_elf, method, ram_bytes, target, workdir,
              smp=1, buffer_bytes=None, settle_passes=3, before_s=1.5,
-             after_s=1.5, timeout=600, check=None, extra_args=(),
+             after_s=1.5, timeout=None, check=None, extra_args=(),
              max_bandwidth=0, bg_method=None, qemu=False, guest_args=None,
              downtime_limit=None, keep_samples=True):
     """Take one snapshot of a fresh guest by @method; return a dict of
@@ -287,7 +306,11 @@ def run_once(binary, guest_elf, method, ram_bytes, target, workdir,
     @guest_args its machine options (QEMU has no snapvm-only parameters
     and no host addresses in 'info ramblock').  If snapvm refuses the
     method (capability or parameter), the row has status "refused" and
-    the reason in "error", and nothing was measured."""
+    the reason in "error", and nothing was measured.  @timeout: seconds
+    the snapshot may take (None: time_limits()["migration"])."""
+    limits = time_limits(ram_bytes)
+    if timeout is None:
+        timeout = limits["migration"]
     path = os.path.join(workdir, "bench-%s.snap" % method)
     if os.path.exists(path):
         os.unlink(path)
@@ -296,7 +319,9 @@ def run_once(binary, guest_elf, method, ram_bytes, target, workdir,
     args += list(extra_args)
     row = {"method": method, "ram": ram_bytes, "target": target,
            "smp": smp, "buffer": buffer_bytes, "bg_method": bg_method}
-    with SnapVM(binary, args, tmp_parent=SERIAL_DIR) as vm:
+    with SnapVM(binary, args, tmp_parent=SERIAL_DIR,
+                start_timeout=limits["start"],
+                qmp_timeout=limits["qmp"]) as vm:
         qmp = vm.qmp
         params = {"max-bandwidth": max_bandwidth}
         if downtime_limit is not None:
@@ -320,7 +345,8 @@ def run_once(binary, guest_elf, method, ram_bytes, target, workdir,
         try:
             pid = vm.proc.pid
             # Steady state: the guest has touched all its RAM a few times.
-            wait_passes(sampler, settle_passes * smp, timeout=300)
+            wait_passes(sampler, settle_passes * smp,
+                        timeout=limits["settle"])
             t_before = time.monotonic()
             time.sleep(before_s)
             rss_before = proc_status(pid)["VmRSS"]
