@@ -71,6 +71,25 @@ static const char *migrate_error(QTestState *qts, const char *uri,
 }
 
 /*
+ * A save of the paused 32 MiB guest at 1 MiB/s: it runs for half a
+ * minute, time enough to act on it while it runs.
+ */
+static void migrate_slowly(QTestState *qts, const char *uri)
+{
+    json_node_unref(qtest_qmp_assert_success(qts,
+        "{\"execute\": \"migrate-set-parameters\", \"arguments\": "
+        "{\"max-bandwidth\": 1048576}}"));
+    migrate_ok(qts, uri);
+}
+
+static void migrate_cancel_and_wait(QTestState *qts)
+{
+    json_node_unref(qtest_qmp_assert_success(qts,
+        "{\"execute\": \"migrate_cancel\"}"));
+    wait_migration(qts, "cancelled");
+}
+
+/*
  * file:PATH,offset=N writes the stream N bytes into PATH, keeping what
  * was there before N, and -incoming with the same URI reads it back.
  */
@@ -234,11 +253,7 @@ static void test_options_locked_while_migrating(void)
     g_autofree char *uri = g_strdup_printf("file:%s", path);
     static const char busy[] = "There's a migration process in progress";
 
-    /* 1 MiB/s: a 32 MiB paused guest takes half a minute to save. */
-    json_node_unref(qtest_qmp_assert_success(qts,
-        "{\"execute\": \"migrate-set-parameters\", \"arguments\": "
-        "{\"max-bandwidth\": 1048576}}"));
-    migrate_ok(qts, uri);
+    migrate_slowly(qts, uri);
     g_autoptr(JsonObject) cap = set_capability(qts, "events", true);
     g_autoptr(JsonObject) qemu_cap = set_capability(qts, "xbzrle", false);
     g_autoptr(JsonObject) param = qtest_qmp(qts,
@@ -259,9 +274,7 @@ static void test_options_locked_while_migrating(void)
     g_assert_nonnull(strstr(hmp_cap, busy));
     g_assert_nonnull(strstr(hmp_param, busy));
 
-    json_node_unref(qtest_qmp_assert_success(qts,
-        "{\"execute\": \"migrate_cancel\"}"));
-    wait_migration(qts, "cancelled");
+    migrate_cancel_and_wait(qts);
     g_autoptr(JsonObject) after = set_capability(qts, "events", true);
     g_assert_true(json_object_has_member(after, "return"));
     qtest_quit(qts);
@@ -470,11 +483,7 @@ static void test_fdset_cancel_keeps_head(void)
     g_assert_cmpint(wfd, >=, 0);
     g_assert_cmpint(write(wfd, head, sizeof(head)), ==, sizeof(head));
     json_object_unref(add_fd(qts, wfd, ""));
-    /* 1 MiB/s: the 32 MiB save is still running when it is cancelled. */
-    json_node_unref(qtest_qmp_assert_success(qts,
-        "{\"execute\": \"migrate-set-parameters\", \"arguments\": "
-        "{\"max-bandwidth\": 1048576}}"));
-    migrate_ok(qts, "file:/dev/fdset/0,offset=4096");
+    migrate_slowly(qts, "file:/dev/fdset/0,offset=4096");
     for (gint64 end = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;;) {
         struct stat st;
 
@@ -485,9 +494,7 @@ static void test_fdset_cancel_keeps_head(void)
         g_assert_cmpint(g_get_monotonic_time(), <, end);
         g_usleep(10 * 1000);
     }
-    json_node_unref(qtest_qmp_assert_success(qts,
-        "{\"execute\": \"migrate_cancel\"}"));
-    wait_migration(qts, "cancelled");
+    migrate_cancel_and_wait(qts);
     g_assert_true(g_file_get_contents(path, &got, &len, NULL));
     g_assert_cmpuint(len, ==, OFFSET);
     g_assert_true(memcmp(got, head, OFFSET) == 0);
