@@ -225,66 +225,64 @@ static struct addrinfo *tcp_resolve(const char *hostport, bool passive,
     return res;
 }
 
-MigChannel *mig_channel_tcp_outgoing(const char *hostport, Error **errp)
+/*
+ * A socket on the first address of @res that takes it: listening on it
+ * (@server) or connected to it.  -1 with the last errno in @err.
+ */
+static int tcp_socket_open(struct addrinfo *res, bool server, int *err)
+{
+    int one = 1;
+
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+                        ai->ai_protocol);
+
+        if (fd < 0) {
+            *err = errno;
+            continue;
+        }
+        if (server) {
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+            if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+                listen(fd, 1) == 0) {
+                return fd;
+            }
+        } else if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+            return fd;
+        }
+        *err = errno;
+        close(fd);
+    }
+    return -1;
+}
+
+static MigChannel *tcp_channel_open(const char *hostport, bool server,
+                                    Error **errp)
 {
     g_autofree char *desc = g_strdup_printf("tcp:%s", hostport);
-    struct addrinfo *res = tcp_resolve(hostport, false, desc, errp);
-    int fd = -1, err = 0;
+    struct addrinfo *res = tcp_resolve(hostport, server, desc, errp);
+    int fd, err = 0;
 
     if (!res) {
         return NULL;
     }
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
-                    ai->ai_protocol);
-        if (fd < 0) {
-            err = errno;
-            continue;
-        }
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
-            break;
-        }
-        err = errno;
-        close(fd);
-        fd = -1;
-    }
+    fd = tcp_socket_open(res, server, &err);
     freeaddrinfo(res);
     if (fd < 0) {
-        error_setg_errno(errp, err, "%s: cannot connect", desc);
+        error_setg_errno(errp, err, "%s: cannot %s", desc,
+                         server ? "listen" : "connect");
         return NULL;
     }
-    return socket_channel_new(fd, true, desc, errp);
+    /* The outgoing side is connected; the incoming one accepts later. */
+    return socket_channel_new(fd, !server, desc, errp);
+}
+
+MigChannel *mig_channel_tcp_outgoing(const char *hostport, Error **errp)
+{
+    return tcp_channel_open(hostport, false, errp);
 }
 
 MigChannel *mig_channel_tcp_incoming(const char *hostport, Error **errp)
 {
-    g_autofree char *desc = g_strdup_printf("tcp:%s", hostport);
-    struct addrinfo *res = tcp_resolve(hostport, true, desc, errp);
-    int fd = -1, err = 0, one = 1;
-
-    if (!res) {
-        return NULL;
-    }
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
-                    ai->ai_protocol);
-        if (fd < 0) {
-            err = errno;
-            continue;
-        }
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
-            listen(fd, 1) == 0) {
-            break;
-        }
-        err = errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0) {
-        error_setg_errno(errp, err, "%s: cannot listen", desc);
-        return NULL;
-    }
-    return socket_channel_new(fd, false, desc, errp);
+    return tcp_channel_open(hostport, true, errp);
 }

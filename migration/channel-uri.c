@@ -59,24 +59,6 @@ bool mig_fd_store_add(MigFdStore *store, const char *name, int fd,
     return true;
 }
 
-bool mig_fd_store_close(MigFdStore *store, const char *name, Error **errp)
-{
-    gpointer fd;
-    bool found;
-
-    g_mutex_lock(&store->lock);
-    found = g_hash_table_lookup_extended(store->fds, name, NULL, &fd);
-    if (found) {
-        close(GPOINTER_TO_INT(fd));
-        g_hash_table_remove(store->fds, name);
-    }
-    g_mutex_unlock(&store->lock);
-    if (!found) {
-        error_setg(errp, "File descriptor named '%s' not found", name);
-    }
-    return found;
-}
-
 int mig_fd_store_take(MigFdStore *store, const char *name, Error **errp)
 {
     gpointer fd;
@@ -94,6 +76,19 @@ int mig_fd_store_take(MigFdStore *store, const char *name, Error **errp)
         return -1;
     }
     return GPOINTER_TO_INT(fd);
+}
+
+bool mig_fd_store_close(MigFdStore *store, const char *name, Error **errp)
+{
+    int fd = mig_fd_store_take(store, name, NULL);
+
+    if (fd < 0) {
+        /* closefd's own wording, as QEMU's. */
+        error_setg(errp, "File descriptor named '%s' not found", name);
+        return false;
+    }
+    close(fd);
+    return true;
 }
 
 MigFdSets *mig_fd_store_fdsets(MigFdStore *store)
