@@ -2,28 +2,14 @@
  * Dirty tracking for pre-copy (include/migration/dirty-tracking.h).
  */
 #include "qemu/osdep.h"
+#include "qemu/fault-inject.h"
 #include "qemu/pagemap-scan.h"
+#include "qemu/userfaultfd.h"
 #include "migration/dirty-tracking.h"
 #include <linux/fs.h>
-#include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <time.h>
-
-/*
- * Kernel 6.7+ UAPI that Debian 12's 6.1 headers lack; the values and the
- * layouts are the kernel's ABI.
- */
-#ifndef UFFD_FEATURE_WP_UNPOPULATED
-#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
-#endif
-#ifndef UFFD_FEATURE_WP_ASYNC
-#define UFFD_FEATURE_WP_ASYNC (1 << 15)
-#endif
-#ifndef UFFD_USER_MODE_ONLY
-#define UFFD_USER_MODE_ONLY 1
-#endif
 
 #define PAGEMAP_SOFT_DIRTY (1ULL << 55)
 #define SCAN_VEC_LEN 1024
@@ -45,37 +31,6 @@ static uint64_t clock_ns(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
-static int uffd_create(Error **errp)
-{
-    int fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-
-    /* Unprivileged users may only catch user-mode faults. */
-    if (fd < 0 && errno == EPERM) {
-        fd = syscall(SYS_userfaultfd,
-                     O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
-    }
-    if (fd < 0) {
-        error_setg_errno(errp, errno, "userfaultfd unavailable");
-    }
-    return fd;
-}
-
-static uint64_t uffd_features(Error **errp)
-{
-    struct uffdio_api api = { .api = UFFD_API };
-    int fd = uffd_create(errp);
-
-    if (fd < 0) {
-        return 0;
-    }
-    if (ioctl(fd, UFFDIO_API, &api) < 0) {
-        error_setg_errno(errp, errno, "UFFDIO_API failed");
-        api.features = 0;
-    }
-    close(fd);
-    return api.features;
 }
 
 /*
@@ -122,7 +77,7 @@ bool dirty_tracking_supported(DirtyTrackingMethod method, Error **errp)
         return soft_dirty_probe(errp);
     }
     Error *err = NULL;
-    uint64_t features = uffd_features(&err);
+    uint64_t features = uffd_query_async_wp_features(&err);
     if (err) {
         error_propagate(errp, err);
         error_prepend(errp, "pagemap-scan dirty tracking: ");
@@ -136,43 +91,25 @@ bool dirty_tracking_supported(DirtyTrackingMethod method, Error **errp)
     return true;
 }
 
-static bool uffd_wp_range(int uffd, RAMBlock *rb, bool protect,
-                          Error **errp)
-{
-    struct uffdio_writeprotect wp = {
-        .range = { .start = (uintptr_t)rb->host, .len = rb->used_length },
-        .mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
-    };
-
-    if (ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) < 0) {
-        error_setg_errno(errp, errno, "RAMBlock %s: cannot %s write "
-                         "protection", rb->idstr,
-                         protect ? "set" : "remove");
-        return false;
-    }
-    return true;
-}
-
 static void pagemap_scan_stop(DirtyTracker *dt)
 {
     for (unsigned i = 0; i < dt->nblocks; i++) {
         RAMBlock *rb = dt->blocks[i];
-        struct uffdio_range range = {
-            .start = (uintptr_t)rb->host, .len = rb->used_length,
-        };
+
         /*
          * Unregistering also drops the protection on current kernels;
          * removing it first does not rely on that.  Errors only mean the
          * block was never registered.
          */
-        uffd_wp_range(dt->uffd, rb, false, NULL);
-        ioctl(dt->uffd, UFFDIO_UNREGISTER, &range);
+        uffd_writeprotect(dt->uffd, rb->host, rb->used_length, false, false,
+                          NULL);
+        uffd_unregister(dt->uffd, rb->host, rb->used_length, NULL);
     }
 }
 
 static bool pagemap_scan_start(DirtyTracker *dt, Error **errp)
 {
-    uint64_t available = uffd_features(errp);
+    uint64_t available = uffd_query_async_wp_features(errp);
     uint64_t wanted = UFFD_FEATURE_WP_ASYNC;
 
     if (!(available & UFFD_FEATURE_WP_ASYNC)) {
@@ -189,13 +126,8 @@ static bool pagemap_scan_start(DirtyTracker *dt, Error **errp)
         error_setg(errp, "userfaultfd lacks write-protect for shared memory");
         return false;
     }
-    dt->uffd = uffd_create(errp);
+    dt->uffd = uffd_open(wanted, errp);
     if (dt->uffd < 0) {
-        return false;
-    }
-    struct uffdio_api api = { .api = UFFD_API, .features = wanted };
-    if (ioctl(dt->uffd, UFFDIO_API, &api) < 0) {
-        error_setg_errno(errp, errno, "UFFDIO_API failed");
         return false;
     }
     dt->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
@@ -205,17 +137,12 @@ static bool pagemap_scan_start(DirtyTracker *dt, Error **errp)
     }
     for (unsigned i = 0; i < dt->nblocks; i++) {
         RAMBlock *rb = dt->blocks[i];
-        struct uffdio_register reg = {
-            .range = { .start = (uintptr_t)rb->host,
-                       .len = rb->used_length },
-            .mode = UFFDIO_REGISTER_MODE_WP,
-        };
-        if (ioctl(dt->uffd, UFFDIO_REGISTER, &reg) < 0) {
-            error_setg_errno(errp, errno, "RAMBlock %s: cannot register "
-                             "with userfaultfd", rb->idstr);
-            return false;
-        }
-        if (!uffd_wp_range(dt->uffd, rb, true, errp)) {
+
+        if (!uffd_register(dt->uffd, rb->host, rb->used_length,
+                           UFFDIO_REGISTER_MODE_WP, errp) ||
+            !uffd_writeprotect(dt->uffd, rb->host, rb->used_length, true,
+                               false, errp)) {
+            error_prepend(errp, "RAMBlock %s: ", rb->idstr);
             return false;
         }
     }
@@ -246,7 +173,8 @@ static int64_t pagemap_scan_sync(DirtyTracker *dt, DirtyRangeFn fn,
                 .category_mask = PAGE_IS_WRITTEN,
                 .return_mask = PAGE_IS_WRITTEN,
             };
-            int n = ioctl(dt->pagemap_fd, PAGEMAP_SCAN, &arg);
+            int n = fault_inject(FAULT_PAGEMAP_READ) ? -1 :
+                    ioctl(dt->pagemap_fd, PAGEMAP_SCAN, &arg);
             if (n < 0) {
                 error_setg_errno(errp, errno, "RAMBlock %s: PAGEMAP_SCAN "
                                  "failed", rb->idstr);
@@ -315,7 +243,8 @@ static int64_t soft_dirty_read(DirtyTracker *dt, DirtyRangeFn fn,
 
         for (uint64_t p = 0; p < npages; p += SOFT_DIRTY_CHUNK) {
             uint64_t n = MIN(SOFT_DIRTY_CHUNK, npages - p);
-            ssize_t len = pread(dt->pagemap_fd, entries, n * 8,
+            ssize_t len = fault_inject(FAULT_PAGEMAP_READ) ? -1 :
+                          pread(dt->pagemap_fd, entries, n * 8,
                                 (base + p) * 8);
             if (len != (ssize_t)(n * 8)) {
                 error_setg_errno(errp, len < 0 ? errno : EIO,

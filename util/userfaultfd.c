@@ -26,11 +26,13 @@ static uint64_t uffd_hidden_features(void)
 /*
  * The syscall is refused to unprivileged users when
  * vm.unprivileged_userfaultfd is 0; /dev/userfaultfd is the way its
- * permissions can grant access anyway, so try both.
+ * permissions can grant access anyway, so try both; and, if the caller
+ * can do with one (@user_mode_only_ok), a userfaultfd that serves
+ * user-mode faults only, which the syscall grants everyone.
  */
-static int uffd_create(Error **errp)
+static int uffd_create(bool user_mode_only_ok, Error **errp)
 {
-    /* An injected failure stands for both ways failing. */
+    /* An injected failure stands for every way failing. */
     bool injected = fault_inject(FAULT_UFFD_OPEN);
     int fd = injected ? -1 : syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
     if (fd >= 0) {
@@ -48,6 +50,13 @@ static int uffd_create(Error **errp)
         }
         sys_errno = dev_errno;
     }
+    if (!injected && user_mode_only_ok && sys_errno == EPERM) {
+        fd = syscall(__NR_userfaultfd,
+                     O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+        if (fd >= 0) {
+            return fd;
+        }
+    }
     error_setg_errno(errp, sys_errno,
                      "userfaultfd is not available (kernel without "
                      "CONFIG_USERFAULTFD, or vm.unprivileged_userfaultfd=0 "
@@ -55,9 +64,9 @@ static int uffd_create(Error **errp)
     return -1;
 }
 
-uint64_t uffd_query_features(Error **errp)
+static uint64_t uffd_query(bool user_mode_only_ok, Error **errp)
 {
-    int fd = uffd_create(errp);
+    int fd = uffd_create(user_mode_only_ok, errp);
     if (fd < 0) {
         return 0;
     }
@@ -71,6 +80,16 @@ uint64_t uffd_query_features(Error **errp)
     return api.features & ~uffd_hidden_features();
 }
 
+uint64_t uffd_query_features(Error **errp)
+{
+    return uffd_query(false, errp);
+}
+
+uint64_t uffd_query_async_wp_features(Error **errp)
+{
+    return uffd_query(true, errp);
+}
+
 int uffd_open(uint64_t features, Error **errp)
 {
     uint64_t missing = features & uffd_hidden_features();
@@ -79,7 +98,7 @@ int uffd_open(uint64_t features, Error **errp)
                    " (hidden for testing)", missing);
         return -1;
     }
-    int fd = uffd_create(errp);
+    int fd = uffd_create(features & UFFD_FEATURE_WP_ASYNC, errp);
     if (fd < 0) {
         return -1;
     }

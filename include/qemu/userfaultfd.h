@@ -31,6 +31,10 @@ struct uffdio_move {
 };
 #define UFFDIO_MOVE _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
 #endif
+/* userfaultfd(2) flag (Linux 5.11). */
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
 
 /*
  * The features this kernel offers (UFFDIO_API with no feature requested),
@@ -41,8 +45,20 @@ struct uffdio_move {
 uint64_t uffd_query_features(Error **errp);
 
 /*
+ * As uffd_query_features(), for a userfaultfd that will only ever do
+ * asynchronous write-protect (UFFD_FEATURE_WP_ASYNC): the kernel resolves
+ * those faults itself, whether user or kernel mode raised them, so a
+ * process without the privilege for more may use one that serves
+ * user-mode faults only (UFFD_USER_MODE_ONLY).  uffd_open() does the same
+ * when @features include UFFD_FEATURE_WP_ASYNC.
+ */
+uint64_t uffd_query_async_wp_features(Error **errp);
+
+/*
  * Open a userfaultfd (O_CLOEXEC | O_NONBLOCK) and enable @features; fails
- * if the kernel lacks any of them.  Returns the fd or -1.
+ * if the kernel lacks any of them.  Returns the fd or -1.  With
+ * UFFD_FEATURE_WP_ASYNC in @features it may serve user-mode faults only
+ * (see uffd_query_async_wp_features()).
  */
 int uffd_open(uint64_t features, Error **errp);
 

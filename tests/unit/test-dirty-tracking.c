@@ -3,13 +3,22 @@
  * written between two syncs is reported, a quiet interval reports
  * nothing, and nothing stays protected after the tracker stops.
  *
+ * Its userfaultfd calls go through util/userfaultfd.c: the test feature
+ * mask hides asynchronous write-protect from it, and a fault injected in
+ * any of those calls (or in its pagemap reads) fails the start or the
+ * sync cleanly, leaving nothing registered or protected.
+ *
  * With -m perf (g_test_perf) the tracker is timed on 1 GiB, the figures
  * quoted in docs/devel/migration.md; each timed sync must also have
  * reported exactly the pages written before it.
  */
 #include "qemu/osdep.h"
+#include "qemu/fault-inject.h"
+#include "qemu/userfaultfd.h"
 #include "migration/dirty-tracking.h"
 #include <sys/mman.h>
+
+#define PAGEMAP_UFFD_WP (1ULL << 57)
 
 typedef struct Seen {
     unsigned long *pages;   /* one bit per page of the block */
@@ -121,6 +130,118 @@ static void check_method(DirtyTrackingMethod method, bool memfd)
     block_free(rb);
 }
 
+/* Pages of @rb that are uffd-wp (/proc/self/pagemap bit 57). */
+static uint64_t protected_pages(RAMBlock *rb)
+{
+    uint64_t npages = ramblock_pages(rb);
+    g_autofree uint64_t *entries = g_new(uint64_t, npages);
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    uint64_t n = 0;
+
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(pread(fd, entries, npages * 8,
+                          ((uintptr_t)rb->host >> TARGET_PAGE_BITS) * 8),
+                    ==, npages * 8);
+    close(fd);
+    for (uint64_t p = 0; p < npages; p++) {
+        n += !!(entries[p] & PAGEMAP_UFFD_WP);
+    }
+    return n;
+}
+
+/*
+ * SNAPVM_TEST_UFFD_HIDE_FEATURES reaches the dirty tracker: with
+ * asynchronous write-protect hidden, pagemap-scan is refused, by name.
+ */
+static void test_pagemap_scan_hidden_refused(void)
+{
+    RAMBlock *rb = block_new("ram0", 2 * MiB, false);
+    g_autofree char *mask = g_strdup_printf("0x%x", UFFD_FEATURE_WP_ASYNC);
+    Error *err = NULL;
+
+    if (!dirty_tracking_supported(DIRTY_TRACKING_PAGEMAP_SCAN, NULL)) {
+        g_test_skip("dirty tracking method unavailable on this kernel");
+        block_free(rb);
+        return;
+    }
+    g_setenv("SNAPVM_TEST_UFFD_HIDE_FEATURES", mask, true);
+    g_assert_false(dirty_tracking_supported(DIRTY_TRACKING_PAGEMAP_SCAN,
+                                            &err));
+    g_assert_nonnull(strstr(error_get_pretty(err), "asynchronous"));
+    g_clear_pointer(&err, error_free);
+    g_assert_null(dirty_tracker_start(DIRTY_TRACKING_PAGEMAP_SCAN, &rb, 1,
+                                      &quiesce, &err));
+    g_assert_nonnull(strstr(error_get_pretty(err), "asynchronous"));
+    g_clear_pointer(&err, error_free);
+    g_unsetenv("SNAPVM_TEST_UFFD_HIDE_FEATURES");
+    block_free(rb);
+}
+
+/*
+ * The countdown of include/qemu/fault-inject.h over the tracker's whole
+ * life (start, two syncs, stop): for N = 1, 2, ... the Nth call of the
+ * kind fails, until a run never reaches it.  After each run nothing is
+ * protected, and a fresh tracker (a new userfaultfd) can register the
+ * same memory, so nothing stayed registered.
+ */
+static void countdown_kind(const char *kind, FaultKind k)
+{
+    RAMBlock *rb = block_new("ram0", 8 * MiB, false);
+    g_autofree unsigned long *bits = g_new0(unsigned long,
+                                            ramblock_pages(rb) / 64);
+    Seen seen = { .pages = bits };
+    unsigned n;
+
+    memset(rb->host, 1, rb->used_length / 2);
+    for (n = 1; n < 100; n++) {
+        g_autofree char *spec = g_strdup_printf("%s:%u", kind, n);
+        Error *err = NULL;
+        bool ok;
+
+        g_assert_true(fault_inject_configure(spec, &error_abort));
+        DirtyTracker *dt = dirty_tracker_start(DIRTY_TRACKING_PAGEMAP_SCAN,
+                                               &rb, 1, &quiesce, &err);
+        ok = dt != NULL;
+        rb->host[4096] ^= 1;
+        ok = ok && dirty_tracker_sync(dt, record_dirty, &seen, &err) >= 0;
+        rb->host[8192] ^= 1;
+        ok = ok && dirty_tracker_sync(dt, record_dirty, &seen, &err) >= 0;
+        dirty_tracker_stop(dt);
+        if (!fault_inject_injected(k)) {
+            g_assert_true(ok);
+            break;
+        }
+        /* A failure after the last sync (the stop's) reports nothing. */
+        g_assert_true(ok == !err);
+        if (g_test_verbose()) {
+            g_printerr("# %s: %s\n", spec, err ? error_get_pretty(err)
+                                               : "(in the stop)");
+        }
+        error_free(err);
+        g_assert_true(fault_inject_configure(NULL, &error_abort));
+        g_assert_cmpuint(protected_pages(rb), ==, 0);
+        dt = dirty_tracker_start(DIRTY_TRACKING_PAGEMAP_SCAN, &rb, 1,
+                                 &quiesce, &error_abort);
+        dirty_tracker_stop(dt);
+    }
+    g_assert_true(fault_inject_configure(NULL, &error_abort));
+    /* The hook is there: the first call failed, and the walk ended. */
+    g_assert_cmpuint(n, >, 1);
+    g_assert_cmpuint(n, <, 100);
+    block_free(rb);
+}
+
+static void test_pagemap_scan_countdown(void)
+{
+    if (!dirty_tracking_supported(DIRTY_TRACKING_PAGEMAP_SCAN, NULL)) {
+        g_test_skip("dirty tracking method unavailable on this kernel");
+        return;
+    }
+    countdown_kind("uffd-open", FAULT_UFFD_OPEN);
+    countdown_kind("uffd-ioctl", FAULT_UFFD_IOCTL);
+    countdown_kind("pagemap-read", FAULT_PAGEMAP_READ);
+}
+
 static void test_pagemap_scan_anon(void)
 {
     check_method(DIRTY_TRACKING_PAGEMAP_SCAN, false);
@@ -206,6 +327,10 @@ int main(int argc, char **argv)
                     test_pagemap_scan_anon);
     g_test_add_func("/dirty-tracking/pagemap-scan/memfd",
                     test_pagemap_scan_memfd);
+    g_test_add_func("/dirty-tracking/pagemap-scan/hidden-feature-refused",
+                    test_pagemap_scan_hidden_refused);
+    g_test_add_func("/dirty-tracking/pagemap-scan/fault-countdown",
+                    test_pagemap_scan_countdown);
     g_test_add_func("/dirty-tracking/soft-dirty/anon", test_soft_dirty_anon);
     g_test_add_func("/dirty-tracking/soft-dirty/memfd",
                     test_soft_dirty_memfd);
