@@ -132,7 +132,7 @@ bool background_snapshot_save(BackgroundSnapshot *bs, QEMUFile *f,
     if (was_running) {
         vm_stop(ms, RUN_STATE_PAUSED);
     }
-    started = qemu_savevm_device_state_to_buffer(ms, devices, errp) &&
+    started = qemu_savevm_device_state_to_buffer(ms, rs, devices, errp) &&
               wp_tracker_start(bs->tracker, errp);
     if (was_running) {
         vm_start(ms);
@@ -154,7 +154,7 @@ bool background_snapshot_save(BackgroundSnapshot *bs, QEMUFile *f,
         }
     }
     ok = qemu_savevm_ram_complete(f, rs, errp) &&
-         qemu_savevm_state_finish(f, ms, devices, errp);
+         qemu_savevm_state_finish(f, ms, rs, devices, errp);
 
 out:
     /*

@@ -11,7 +11,9 @@
  * the child touches none of them:
  *  - everything that needs a lock or builds JSON is done by the parent
  *    before the fork: the stream header, the device state (in the pause),
- *    the EOF and JSON trailer (into a buffer, before the pause);
+ *    the EOF and JSON trailer (into a buffer, before the pause), and with
+ *    them the CRCs of the device sections and of the JSON, which the
+ *    child's checksums section carries with those of its pages;
  *  - the child runs only the RAM walk of ram.c (stack arrays, atomics, no
  *    allocation), QEMUFile puts into its preallocated buffer and iovec
  *    array, and the channel's writev;
@@ -112,7 +114,8 @@ static void bg_fork_report_error(BgForkReport *rep, Error *err)
 }
 
 /* The child: see the comment at the top for what it may call. */
-static G_NORETURN void bg_fork_child(QEMUFile *f, RAMSaveState *rs,
+static G_NORETURN void bg_fork_child(QEMUFile *f, MachineState *ms,
+                                     RAMSaveState *rs,
                                      const GByteArray *devices,
                                      const GByteArray *tail,
                                      uint64_t max_bandwidth, int report_fd,
@@ -145,6 +148,7 @@ static G_NORETURN void bg_fork_child(QEMUFile *f, RAMSaveState *rs,
     ok = ok && qemu_savevm_ram_complete(f, rs, &err);
     if (ok) {
         qemu_put_buffer(f, devices->data, devices->len);
+        qemu_savevm_put_checksums(f, ms, rs);
         qemu_put_buffer(f, tail->data, tail->len);
         ok = qemu_fflush(f) || (qemu_file_get_error_obj(f, &err), false);
     }
@@ -327,6 +331,8 @@ static bool bg_fork_account(MigrationState *s, RAMSaveState *rs,
                             .normal_left = rep->ram.normal };
     bool ok = true;
 
+    /* Fake pages: nothing to checksum, and no time to spend on it. */
+    ram_save_disable_checksums(rs);
     ram_save_set_page_source(rs, &bg_replay_ops, &replay);
     for (bool done = false; ok && !done;) {
         ok = qemu_savevm_state_iterate(nf, rs, UINT64_MAX, &done, errp);
@@ -334,20 +340,6 @@ static bool bg_fork_account(MigrationState *s, RAMSaveState *rs,
     /* @replay is on this stack: leave @rs no pointer to it. */
     ram_save_set_page_source(rs, NULL, NULL);
     return qemu_fclose(nf, ok ? errp : NULL) && ok;
-}
-
-/* EOF and the JSON trailer, rendered into @tail before the pause. */
-static bool bg_fork_render_tail(MachineState *ms, GByteArray *tail,
-                                Error **errp)
-{
-    g_autoptr(GByteArray) none = g_byte_array_new();
-    QEMUFile *tf = qemu_file_new_output(mig_channel_new_buffer(tail));
-
-    if (!qemu_savevm_state_finish(tf, ms, none, errp)) {
-        qemu_file_abort(tf);
-        return false;
-    }
-    return qemu_fclose(tf, errp);
 }
 
 bool bg_fork_save(MigrationState *s, QEMUFile *f, RAMSaveState *rs,
@@ -366,7 +358,7 @@ bool bg_fork_save(MigrationState *s, QEMUFile *f, RAMSaveState *rs,
         return false;
     }
     if (!background_snapshot_method_check(ms, BG_SNAPSHOT_METHOD_FORK, errp)
-        || !bg_fork_render_tail(ms, tail, errp)
+        || !qemu_savevm_tail_to_buffer(ms, rs, tail, errp)
         || !qemu_savevm_state_begin(f, ms, rs, errp)) {
         return false;
     }
@@ -385,12 +377,13 @@ bool bg_fork_save(MigrationState *s, QEMUFile *f, RAMSaveState *rs,
     if (was_running) {
         vm_stop(ms, RUN_STATE_PAUSED);
     }
-    bool saved = qemu_savevm_device_state_to_buffer(ms, devices, errp);
+    bool saved = qemu_savevm_device_state_to_buffer(ms, rs, devices, errp);
     pid_t parent = getpid();
     pid_t pid = saved ? fork() : -1;
     if (pid == 0) {
         close(report[0]);
-        bg_fork_child(f, rs, devices, tail, s->options.params.max_bandwidth,
+        bg_fork_child(f, ms, rs, devices, tail,
+                      s->options.params.max_bandwidth,
                       report[1], parent);
     }
     int fork_errno = errno;

@@ -3,6 +3,7 @@
  * the block and the file before any page is read.
  */
 #include "qemu/osdep.h"
+#include "qemu/crc32c.h"
 #include "qemu/bitmap.h"
 #include "migration/channel.h"
 #include "migration/mapped-ram-check.h"
@@ -81,6 +82,7 @@ bool mapped_ram_read_bitmap(MappedRamBlockLoad *bl, Error **errp)
         g_free(le);
         return false;
     }
+    bl->bitmaps_crc = crc32c_extend(bl->bitmaps_crc, le, l->bitmap_size);
     bl->bitmap = (unsigned long *)le;
     for (size_t w = 0; w < words; w++) {
         bl->bitmap[w] = GUINT64_FROM_LE(le[w]);
@@ -136,9 +138,15 @@ bool mapped_ram_check_present(MappedRamBlockLoad *bl,
                                      uint64_t npages, Error **errp)
 {
     for (uint64_t i = 0; i < npages; i++) {
-        if (ram_page_is_zero(data + (i << TARGET_PAGE_BITS))) {
+        const uint8_t *page = data + (i << TARGET_PAGE_BITS);
+
+        if (ram_page_is_zero(page)) {
             mapped_ram_error_present(bl, first + i, errp);
             return false;
+        }
+        /* In the cache from the zero check. */
+        if (bl->page_crcs) {
+            page_crcs_set(bl->page_crcs, first + i, crc32c_page_raw(page));
         }
     }
     return true;

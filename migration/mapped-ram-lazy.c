@@ -6,7 +6,9 @@
 #include "qemu/osdep.h"
 #include "qemu/atomic.h"
 #include "qemu/bitmap.h"
+#include "qemu/crc32c.h"
 #include "migration/channel.h"
+#include "migration/checksums.h"
 #include "migration/mapped-ram-eager.h"
 #include "migration/mapped-ram-lazy.h"
 #include "qemu/test-switches.h"
@@ -83,6 +85,16 @@ struct MappedRamLazy {
     bool walking;               /* atomic: ...from now on */
     bool quit;                  /* atomic: stop now (snapvm exits) */
     bool done;                  /* atomic: whole, unregistered */
+    /*
+     * The checksums (include/migration/checksums.h): a chunk is a 2 MiB
+     * region.  Until the stream's checksums section is read, a filled
+     * chunk's CRC is kept; from then on each chunk is compared before it
+     * goes into guest memory.
+     */
+    GMutex crc_lock;
+    uint32_t *filled_crc;       /* per chunk, under crc_lock... */
+    unsigned long *crc_seen;    /* ...where this bit says it is set */
+    uint32_t *expected_crc;     /* per chunk, NULL until known */
     unsigned nfillers;
     LazyFiller fillers[LAZY_MAX_FILLERS];
 };
@@ -150,6 +162,80 @@ static bool lazy_chunk_has_data(MappedRamLazy *lz, uint64_t c)
     return find_next_bit(lz->bitmap, last, first) < last;
 }
 
+G_STATIC_ASSERT(LAZY_CHUNK == CHECKSUMS_REGION_SIZE);
+
+static void lazy_error_mismatch(MappedRamLazy *lz, uint64_t c, uint32_t got,
+                                uint32_t expected, Error **errp)
+{
+    uint64_t start = c * LAZY_CHUNK;
+    uint64_t end = MIN(start + LAZY_CHUNK, lz->rb->used_length);
+
+    error_setg(errp, "RAM block '%s', bytes 0x%" PRIx64 " to 0x%" PRIx64
+               " (2 MiB region %" PRIu64 ", file offsets %" PRIu64 " to %"
+               PRIu64 "), does not match its checksum: CRC32C 0x%08x, the "
+               "checksums section says 0x%08x", lz->rb->idstr, start,
+               end - 1, c, lz->pages_offset + start,
+               lz->pages_offset + end - 1, got, expected);
+}
+
+/*
+ * Chunk @c, read into a filler's buffer, against its checksum: before it
+ * goes into the block, so a guest never sees wrong bytes.  A mismatch
+ * ends the process for the reason lazy_fatal() gives.
+ */
+static void lazy_check_chunk(MappedRamLazy *lz, uint64_t c,
+                             const uint8_t *buf, uint64_t len)
+{
+    uint32_t got = crc32c(buf, len);
+    Error *err = NULL;
+
+    g_mutex_lock(&lz->crc_lock);
+    if (!lz->expected_crc) {
+        lz->filled_crc[c] = got;
+        set_bit(c, lz->crc_seen);
+    } else if (got != lz->expected_crc[c]) {
+        lazy_error_mismatch(lz, c, got, lz->expected_crc[c], &err);
+    }
+    g_mutex_unlock(&lz->crc_lock);
+    if (err) {
+        lazy_fatal(lz, err);
+    }
+}
+
+bool mapped_ram_lazy_expect(MappedRamLazy *lz, const uint32_t *regions,
+                            uint64_t nregions, Error **errp)
+{
+    bool ok = true;
+
+    g_assert(nregions == lz->nchunks);
+    g_mutex_lock(&lz->crc_lock);
+    for (uint64_t c = 0; c < lz->nchunks && ok; c++) {
+        uint64_t first = c * LAZY_CHUNK_PAGES;
+        uint64_t n = MIN(LAZY_CHUNK_PAGES, lz->pages - first);
+        uint32_t got;
+
+        if (test_bit(c, lz->crc_seen)) {
+            got = lz->filled_crc[c];
+        } else if (!lazy_chunk_has_data(lz, c)) {
+            /* Never filled: the kernel's zero pages. */
+            uint32_t zeros[LAZY_CHUNK_PAGES] = { 0 };
+            got = checksums_fold(zeros, n);
+        } else {
+            continue;           /* compared when it is filled */
+        }
+        if (got != regions[c]) {
+            lazy_error_mismatch(lz, c, got, regions[c], errp);
+            ok = false;
+        }
+    }
+    if (ok) {
+        lz->expected_crc = g_memdup2(regions, nregions * sizeof(*regions));
+    }
+    g_mutex_unlock(&lz->crc_lock);
+    return ok;
+}
+
+
 /*
  * Fill chunk @c, claimed by @f and holding data, from the file (present
  * pages) and zeros (holes).
@@ -192,6 +278,7 @@ static void lazy_fill(LazyFiller *f, uint64_t c)
                (next - end) << TARGET_PAGE_BITS);
         start = next;
     }
+    lazy_check_chunk(lz, c, f->buf, len);
     lazy_place(f, dst, len);
     set_bit_atomic(c, lz->filled);
     if (qatomic_fetch_inc(&lz->nfilled) + 1 == lz->ndata) {
@@ -295,6 +382,10 @@ void mapped_ram_lazy_free(MappedRamLazy *lz, bool quit)
     g_free(lz->bitmap);
     g_free(lz->claimed);
     g_free(lz->filled);
+    g_free(lz->filled_crc);
+    g_free(lz->crc_seen);
+    g_free(lz->expected_crc);
+    g_mutex_clear(&lz->crc_lock);
     g_free(lz);
 }
 
@@ -337,6 +428,9 @@ int mapped_ram_load_lazy(MappedRamBlockLoad *bl, unsigned threads,
     lz->nchunks = DIV_ROUND_UP(bl->pages, LAZY_CHUNK_PAGES);
     lz->claimed = bitmap_new(lz->nchunks);
     lz->filled = bitmap_new(lz->nchunks);
+    g_mutex_init(&lz->crc_lock);
+    lz->filled_crc = g_new0(uint32_t, lz->nchunks);
+    lz->crc_seen = bitmap_new(lz->nchunks);
     lz->walk = !test_switch_mapped_ram_no_walk();
     lz->move = uffd_query_features(NULL) & UFFD_FEATURE_MOVE;
     lz->fd = bl->ch->ops->dup_fd(bl->ch, errp);

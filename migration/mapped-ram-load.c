@@ -9,6 +9,7 @@
  * walk, the wait for them to be whole, the stop when snapvm ends).
  */
 #include "qemu/osdep.h"
+#include "qemu/crc32c.h"
 #include "hw/boards.h"
 #include "migration/mapped-ram.h"
 #include "migration/mapped-ram-eager.h"
@@ -21,6 +22,7 @@ bool mapped_ram_load_block(QEMUFile *f, RAMBlock *rb,
                            const MappedRamLoadOptions *opts,
                            const StreamInspector *insp, unsigned index,
                            StreamRAMBlockInfo *info, StreamSummary *sum,
+                           PageCrcs *page_crcs, uint32_t *bitmaps_crc,
                            Error **errp)
 {
     MappedRamBlockLoad bl = {
@@ -28,6 +30,8 @@ bool mapped_ram_load_block(QEMUFile *f, RAMBlock *rb,
         .rb = rb,
         .idstr = info->idstr,
         .pages = info->used_length >> TARGET_PAGE_BITS,
+        .page_crcs = page_crcs,
+        .bitmaps_crc = *bitmaps_crc,
     };
     MappedRamLoadOptions eager = { MAPPED_RAM_RESTORE_EAGER, 1 };
     bool ok = false;
@@ -38,6 +42,7 @@ bool mapped_ram_load_block(QEMUFile *f, RAMBlock *rb,
         !mapped_ram_read_bitmap(&bl, errp)) {
         goto out;
     }
+    *bitmaps_crc = bl.bitmaps_crc;
     info->header_offset = bl.layout.header_offset;
     info->bitmap_offset = bl.layout.bitmap_offset;
     info->pages_offset = bl.layout.pages_offset;

@@ -13,6 +13,7 @@
 #include "qemu/osdep.h"
 #include "qemu/atomic.h"
 #include "qemu/bitmap.h"
+#include "qemu/crc32c.h"
 #include "migration/channel.h"
 #include "migration/mapped-ram.h"
 #include "migration/qemu-file.h"
@@ -167,6 +168,9 @@ static bool mapped_ram_write_job(MappedRamSaver *m, MappedRamJob *job,
         }
         if (i == job->npages) {
             break;
+        }
+        if (blk->rb->page_crc) {
+            blk->rb->page_crc[page] = zero ? 0 : crc32c_page_raw(data);
         }
         if (zero) {
             c->zero++;
@@ -392,8 +396,10 @@ bool mapped_ram_save_drain(MappedRamSaver *m, MappedRamCounts *counts,
     return ok;
 }
 
-bool mapped_ram_save_finish(MappedRamSaver *m, Error **errp)
+bool mapped_ram_save_finish(MappedRamSaver *m, uint32_t *bitmaps_crc,
+                            Error **errp)
 {
+    *bitmaps_crc = 0;
     if (!mapped_ram_save_drain(m, NULL, errp)) {
         return false;
     }
@@ -408,6 +414,8 @@ bool mapped_ram_save_finish(MappedRamSaver *m, Error **errp)
         for (size_t w = 0; w < words; w++) {
             le[w] = GUINT64_TO_LE(blk->present[w]);
         }
+        *bitmaps_crc = crc32c_extend(*bitmaps_crc, le,
+                                     blk->layout.bitmap_size);
         if (!mig_channel_pwritev_all(m->ch, &iov, 1,
                                      blk->layout.bitmap_offset, false,
                                      errp)) {

@@ -3,6 +3,7 @@
  */
 #include "qemu/osdep.h"
 #include "qemu/atomic.h"
+#include "qemu/crc32c.h"
 #include "migration/qemu-file.h"
 
 /*
@@ -33,6 +34,9 @@ struct QEMUFile {
 
     QEMUFileWriteHook write_hook;
     void *write_hook_opaque;
+
+    bool digesting;             /* see qemu_file_digest_start() */
+    uint32_t digest;
 };
 
 static QEMUFile *qemu_file_new(MigChannel *ch, bool writable)
@@ -165,6 +169,27 @@ bool qemu_file_seek(QEMUFile *f, uint64_t offset, Error **errp)
     return true;
 }
 
+void qemu_file_digest_start(QEMUFile *f)
+{
+    f->digesting = true;
+    f->digest = 0;
+}
+
+uint32_t qemu_file_digest_take(QEMUFile *f)
+{
+    uint32_t crc = f->digest;
+
+    f->digest = 0;
+    return crc;
+}
+
+static inline void qemu_file_digest(QEMUFile *f, const void *buf, size_t len)
+{
+    if (f->digesting && len) {
+        f->digest = crc32c_extend(f->digest, buf, len);
+    }
+}
+
 /* ---- writing ---- */
 
 bool qemu_fflush(QEMUFile *f)
@@ -215,6 +240,7 @@ void qemu_put_buffer(QEMUFile *f, const void *buf, size_t len)
     const uint8_t *p = buf;
 
     g_assert(f->writable);
+    qemu_file_digest(f, buf, len);
     while (len && !f->err) {
         size_t room = QEMU_FILE_BUF_SIZE - f->buf_index;
         size_t n = MIN(room, len);
@@ -239,6 +265,20 @@ void qemu_put_buffer_async(QEMUFile *f, const void *buf, size_t len)
         return;
     }
     qemu_file_queue_iov(f, buf, len);
+}
+
+void qemu_put_payload(QEMUFile *f, const void *buf, size_t len,
+                      bool in_place)
+{
+    bool digesting = f->digesting;
+
+    if (in_place) {
+        qemu_put_buffer_async(f, buf, len);
+        return;
+    }
+    f->digesting = false;
+    qemu_put_buffer(f, buf, len);
+    f->digesting = digesting;
 }
 
 void qemu_put_byte(QEMUFile *f, uint8_t v)
@@ -347,9 +387,21 @@ size_t qemu_get_buffer(QEMUFile *f, void *buf, size_t len)
             break;
         }
     }
+    qemu_file_digest(f, p, done);
     if (done < len) {
         memset(p + done, 0, len - done);
     }
+    return done;
+}
+
+size_t qemu_get_payload(QEMUFile *f, void *buf, size_t len)
+{
+    bool digesting = f->digesting;
+    size_t done;
+
+    f->digesting = false;
+    done = qemu_get_buffer(f, buf, len);
+    f->digesting = digesting;
     return done;
 }
 
@@ -360,6 +412,7 @@ uint8_t qemu_get_byte(QEMUFile *f)
     if (f->buf_index < f->buf_len && !f->err) {
         v = f->buf[f->buf_index++];
         qemu_file_advance(f, 1);
+        qemu_file_digest(f, &v, 1);
         return v;
     }
     qemu_get_buffer(f, &v, 1);

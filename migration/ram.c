@@ -6,11 +6,15 @@
 #include "qemu/osdep.h"
 #include "qemu/atomic.h"
 #include "qemu/bitmap.h"
+#include "qemu/crc32c.h"
 #include "hw/boards.h"
+#include "migration/checksums.h"
 #include "migration/mapped-ram.h"
+#include "migration/mapped-ram-lazy.h"
 #include "migration/qemu-file.h"
 #include "migration/ram.h"
 #include "migration/ram-populated.h"
+#include "migration/vmstate.h"
 
 /* Inspect mode: more blocks than any machine of ours can have. */
 #define RAM_LOAD_MAX_BLOCKS 256
@@ -45,6 +49,13 @@ struct RAMSaveState {
     /* mapped-ram: pages go to their place in the file, not the stream. */
     MappedRamSaver *mapped_ram;
     uint64_t mapped_ram_queued;     /* bytes queued in this iterate call */
+
+    /*
+     * The checksums section's values (see migration/checksums.h), unless
+     * turned off; the pages' CRCs are in each block's page_crc.
+     */
+    bool checksums;
+    SaveChecksums ck;
 };
 
 bool ram_page_is_zero(const void *page)
@@ -85,7 +96,12 @@ RAMSaveState *ram_save_new(MachineState *ms)
         bitmap_set(rb->bmap, 0, ramblock_pages(rb));
         rs->blocks[_rb_i] = rb;
         rs->remaining += ramblock_pages(rb);
+        /* Zeroed lazily by the kernel: a page never saved is a zero one. */
+        rb->page_crc = g_new0(uint32_t, ramblock_pages(rb));
     }
+    rs->checksums = true;
+    rs->ck.ndevices = vmstate_registry_count(machine_vmstate(ms));
+    rs->ck.devices = g_new0(uint32_t, rs->ck.ndevices);
     /* The full bitmap counts as the first sync, as in QEMU. */
     rs->stats.dirty_sync_count = 1;
     rs->populated = ram_populated_reader_new(NULL);
@@ -97,6 +113,7 @@ void ram_save_free(RAMSaveState *rs)
     if (!rs) {
         return;
     }
+    ram_save_disable_checksums(rs);
     for (unsigned i = 0; i < rs->nblocks; i++) {
         g_free(rs->blocks[i]->bmap);
         rs->blocks[i]->bmap = NULL;
@@ -105,6 +122,28 @@ void ram_save_free(RAMSaveState *rs)
     mapped_ram_saver_free(rs->mapped_ram);
     g_free(rs->blocks);
     g_free(rs);
+}
+
+void ram_save_disable_checksums(RAMSaveState *rs)
+{
+    for (unsigned i = 0; i < rs->nblocks; i++) {
+        g_free(rs->blocks[i]->page_crc);
+        rs->blocks[i]->page_crc = NULL;
+    }
+    g_free(rs->ck.devices);
+    memset(&rs->ck, 0, sizeof(rs->ck));
+    rs->checksums = false;
+}
+
+SaveChecksums *ram_save_checksums(RAMSaveState *rs)
+{
+    return rs->checksums ? &rs->ck : NULL;
+}
+
+RAMBlock *const *ram_save_blocks(RAMSaveState *rs, unsigned *nblocks)
+{
+    *nblocks = rs->nblocks;
+    return rs->blocks;
 }
 
 uint64_t ram_save_remaining(RAMSaveState *rs)
@@ -186,15 +225,18 @@ static void ram_put_page(QEMUFile *f, RAMSaveState *rs, RAMBlock *rb,
     if (!data || ram_page_is_zero(data)) {
         ram_put_page_header(f, rs, rb, page, RAM_SAVE_FLAG_ZERO);
         qemu_put_byte(f, 0);
+        if (rb->page_crc) {
+            rb->page_crc[page] = 0;
+        }
         st->zero++;
         return;
     }
     ram_put_page_header(f, rs, rb, page, RAM_SAVE_FLAG_PAGE);
-    if (in_place) {
-        qemu_put_buffer_async(f, data, TARGET_PAGE_SIZE);
-    } else {
-        qemu_put_buffer(f, data, TARGET_PAGE_SIZE);
+    /* While the page is in the cache from the zero check above. */
+    if (rb->page_crc) {
+        rb->page_crc[page] = crc32c_page_raw(data);
     }
+    qemu_put_payload(f, data, TARGET_PAGE_SIZE, in_place);
     st->normal++;
 }
 
@@ -231,7 +273,8 @@ static bool ram_mapped_ram_drain(RAMSaveState *rs, Error **errp)
 
 bool ram_save_mapped_ram_complete(RAMSaveState *rs, Error **errp)
 {
-    return !rs->mapped_ram || mapped_ram_save_finish(rs->mapped_ram, errp);
+    return !rs->mapped_ram ||
+           mapped_ram_save_finish(rs->mapped_ram, &rs->ck.mapped_ram, errp);
 }
 
 /* mapped-ram: queue the claimed pages of a chunk, in contiguous runs. */
@@ -443,6 +486,13 @@ struct RAMLoadState {
     uint8_t *scratch;           /* inspect mode: one page */
     bool mapped_ram;            /* the configuration announced it */
     MappedRamLoadOptions mapped_ram_opts;
+
+    /*
+     * Per listed block, the pages' CRCs as loaded, for the checksums
+     * section; a lazily restored block checks its own as it fills.
+     */
+    GArray *page_crcs;          /* PageCrcs, parallel to sum->ram_blocks */
+    uint32_t mapped_ram_crc;    /* of the bitmaps, in block order */
 };
 
 bool ram_load_set_mapped_ram(RAMLoadState *rl, QEMUFile *f,
@@ -472,6 +522,7 @@ RAMLoadState *ram_load_new(MachineState *ms, const StreamInspector *insp,
     rl->insp = insp;
     rl->sum = sum;
     rl->machine_blocks = g_ptr_array_new();
+    rl->page_crcs = g_array_new(false, true, sizeof(PageCrcs));
     if (!ms) {
         rl->scratch = g_malloc(TARGET_PAGE_SIZE);
     }
@@ -481,6 +532,10 @@ RAMLoadState *ram_load_new(MachineState *ms, const StreamInspector *insp,
 void ram_load_free(RAMLoadState *rl)
 {
     if (rl) {
+        for (unsigned i = 0; i < rl->page_crcs->len; i++) {
+            page_crcs_clear(&g_array_index(rl->page_crcs, PageCrcs, i));
+        }
+        g_array_free(rl->page_crcs, true);
         g_ptr_array_free(rl->machine_blocks, true);
         g_free(rl->scratch);
         g_free(rl);
@@ -531,6 +586,7 @@ static bool ram_load_block_list(RAMLoadState *rl, QEMUFile *f,
     while (listed < total) {
         StreamRAMBlockInfo info = { 0 };
         uint64_t at = qemu_file_transferred(f);
+        PageCrcs *pc;
 
         if (!ram_load_idstr(f, info.idstr, "RAM block name", errp)) {
             return false;
@@ -574,10 +630,13 @@ static bool ram_load_block_list(RAMLoadState *rl, QEMUFile *f,
             }
             g_ptr_array_add(rl->machine_blocks, rb);
         }
+        g_array_set_size(rl->page_crcs, rl->page_crcs->len + 1);
+        pc = &g_array_index(rl->page_crcs, PageCrcs, rl->page_crcs->len - 1);
+        page_crcs_init(pc, info.used_length >> TARGET_PAGE_BITS);
         if (rl->mapped_ram &&
             !mapped_ram_load_block(f, rl->ms ? rb : NULL, &rl->mapped_ram_opts,
                                    rl->insp, rl->sum->ram_blocks->len, &info,
-                                   rl->sum, errp)) {
+                                   rl->sum, pc, &rl->mapped_ram_crc, errp)) {
             return false;
         }
         g_array_append_val(rl->sum->ram_blocks, info);
@@ -601,6 +660,7 @@ static bool ram_load_page(RAMLoadState *rl, QEMUFile *f, unsigned index,
 {
     StreamRAMBlockInfo *info = &g_array_index(rl->sum->ram_blocks,
                                               StreamRAMBlockInfo, index);
+    PageCrcs *pc = &g_array_index(rl->page_crcs, PageCrcs, index);
     uint8_t *dst;
 
     if (addr >= info->used_length) {
@@ -627,13 +687,16 @@ static bool ram_load_page(RAMLoadState *rl, QEMUFile *f, unsigned index,
         if (rl->ms && !ram_page_is_zero(dst)) {
             memset(dst, 0, TARGET_PAGE_SIZE);
         }
+        page_crcs_set(pc, addr >> TARGET_PAGE_BITS, 0);
         info->zero_pages++;
         rl->sum->zero_pages++;
     } else {
-        qemu_get_buffer(f, dst, TARGET_PAGE_SIZE);
+        qemu_get_payload(f, dst, TARGET_PAGE_SIZE);
         if (qemu_file_get_error_obj(f, errp)) {
             return false;
         }
+        /* Just written: the CRC reads it from the cache. */
+        page_crcs_set(pc, addr >> TARGET_PAGE_BITS, crc32c_page_raw(dst));
         info->pages++;
         rl->sum->pages++;
     }
@@ -726,4 +789,58 @@ bool ram_load_section(RAMLoadState *rl, QEMUFile *f, bool is_start,
             return false;
         }
     }
+}
+
+bool ram_load_verify(RAMLoadState *rl, const StreamChecksums *sc,
+                     Error **errp)
+{
+    uint64_t k = 0;
+
+    if (rl->mapped_ram && rl->mapped_ram_crc != sc->mapped_ram) {
+        error_setg(errp, "the mapped-ram bitmaps do not match their "
+                   "checksum: CRC32C 0x%08x, the checksums section at "
+                   "offset %" PRIu64 " says 0x%08x", rl->mapped_ram_crc,
+                   sc->offset, sc->mapped_ram);
+        return false;
+    }
+    for (unsigned i = 0; i < rl->sum->ram_blocks->len; i++) {
+        const StreamRAMBlockInfo *info =
+            &g_array_index(rl->sum->ram_blocks, StreamRAMBlockInfo, i);
+        const PageCrcs *pc = &g_array_index(rl->page_crcs, PageCrcs, i);
+        RAMBlock *rb = rl->ms ? rl->machine_blocks->pdata[i] : NULL;
+        uint64_t nregions = checksums_block_regions(info->used_length);
+
+        if (rb && rb->mapped_ram_lazy) {
+            if (!mapped_ram_lazy_expect(rb->mapped_ram_lazy,
+                                        &sc->regions[k], nregions, errp)) {
+                return false;
+            }
+            k += nregions;
+            continue;
+        }
+        for (uint64_t r = 0; r < nregions; r++, k++) {
+            uint32_t got = page_crcs_region(pc, r);
+            uint64_t start = r * CHECKSUMS_REGION_SIZE;
+            uint64_t end = MIN(start + CHECKSUMS_REGION_SIZE,
+                               info->used_length);
+            g_autofree char *in_file = NULL;
+
+            if (got == sc->regions[k]) {
+                continue;
+            }
+            in_file = rl->mapped_ram ?
+                g_strdup_printf(", file offsets %" PRIu64 " to %" PRIu64,
+                                info->pages_offset + start,
+                                info->pages_offset + end - 1) :
+                g_strdup("");
+            error_setg(errp, "RAM block '%s', bytes 0x%" PRIx64 " to 0x%"
+                       PRIx64 " (2 MiB region %" PRIu64 "%s), does not "
+                       "match its checksum: CRC32C 0x%08x, the checksums "
+                       "section at offset %" PRIu64 " says 0x%08x",
+                       info->idstr, start, end - 1, r, in_file, got,
+                       sc->offset, sc->regions[k]);
+            return false;
+        }
+    }
+    return true;
 }

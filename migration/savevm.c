@@ -11,8 +11,10 @@
  */
 #include "qemu/osdep.h"
 #include <json-glib/json-glib.h>
+#include "qemu/crc32c.h"
 #include "hw/boards.h"
 #include "migration/channel.h"
+#include "migration/checksums.h"
 #include "migration/qemu-file.h"
 #include "migration/ram.h"
 #include "migration/savevm.h"
@@ -85,6 +87,7 @@ static void save_config_capabilities(QEMUFile *f)
 bool qemu_savevm_state_begin(QEMUFile *f, MachineState *ms,
                              RAMSaveState *rs, Error **errp)
 {
+    qemu_file_digest_start(f);
     qemu_put_be32(f, QEMU_VM_FILE_MAGIC);
     qemu_put_be32(f, QEMU_VM_FILE_VERSION);
 
@@ -138,13 +141,19 @@ bool qemu_savevm_ram_complete(QEMUFile *f, RAMSaveState *rs, Error **errp)
     if (!ram_save_mapped_ram_complete(rs, errp)) {
         return false;
     }
+    if (ram_save_checksums(rs)) {
+        ram_save_checksums(rs)->framing = qemu_file_digest_take(f);
+    }
     return !qemu_file_get_error_obj(f, errp);
 }
 
-static void save_device_sections(QEMUFile *f, MachineState *ms)
+/* Each section's CRC goes to @ck (if any), from its type byte on. */
+static void save_device_sections(QEMUFile *f, MachineState *ms,
+                                 SaveChecksums *ck)
 {
     VMStateRegistry *reg = machine_vmstate(ms);
 
+    qemu_file_digest_take(f);
     for (unsigned i = 0; i < vmstate_registry_count(reg); i++) {
         const VMStateEntry *e = vmstate_registry_entry(reg, i);
 
@@ -153,16 +162,53 @@ static void save_device_sections(QEMUFile *f, MachineState *ms)
                             e->vmsd->version_id);
         vmstate_save_state(f, e->vmsd, e->opaque);
         save_section_footer(f, DEVICE_SECTION_ID(i));
+        if (ck && i < ck->ndevices) {
+            ck->devices[i] = qemu_file_digest_take(f);
+        }
     }
 }
 
-bool qemu_savevm_device_state_to_buffer(MachineState *ms, GByteArray *buf,
-                                        Error **errp)
+bool qemu_savevm_device_state_to_buffer(MachineState *ms, RAMSaveState *rs,
+                                        GByteArray *buf, Error **errp)
 {
     QEMUFile *f = qemu_file_new_output(mig_channel_new_buffer(buf));
 
-    save_device_sections(f, ms);
+    qemu_file_digest_start(f);
+    save_device_sections(f, ms, ram_save_checksums(rs));
     return qemu_fclose(f, errp);
+}
+
+void qemu_savevm_put_checksums(QEMUFile *f, MachineState *ms,
+                               RAMSaveState *rs)
+{
+    SaveChecksums *ck = ram_save_checksums(rs);
+    uint32_t id = DEVICE_SECTION_ID(
+        vmstate_registry_count(machine_vmstate(ms)));
+    RAMBlock *const *blocks;
+    unsigned nblocks;
+
+    if (!ck) {
+        return;
+    }
+    blocks = ram_save_blocks(rs, &nblocks);
+    /* The section's own CRC starts at its type byte. */
+    qemu_file_digest_take(f);
+    save_section_header(f, QEMU_VM_SECTION_FULL, id, CHECKSUMS_SECTION_IDSTR,
+                        0, CHECKSUMS_SECTION_VERSION);
+    checksums_put_body(f, ck, blocks, nblocks);
+    save_section_footer(f, id);
+}
+
+static uint64_t save_checksum_regions(RAMSaveState *rs)
+{
+    unsigned nblocks;
+    RAMBlock *const *blocks = ram_save_blocks(rs, &nblocks);
+    uint64_t n = 0;
+
+    for (unsigned i = 0; i < nblocks; i++) {
+        n += checksums_block_regions(blocks[i]->used_length);
+    }
+    return n;
 }
 
 /*
@@ -170,7 +216,8 @@ bool qemu_savevm_device_state_to_buffer(MachineState *ms, GByteArray *buf,
  * byte of the file and the first '{' after it, so no byte of the length
  * after its last NUL may be '{': pad with spaces until none is.
  */
-char *qemu_savevm_description(const VMStateRegistry *reg, uint32_t *len)
+char *qemu_savevm_description(const VMStateRegistry *reg, RAMSaveState *rs,
+                              uint32_t *len)
 {
     g_autoptr(JsonBuilder) b = json_builder_new();
     g_autoptr(JsonGenerator) gen = json_generator_new();
@@ -184,6 +231,10 @@ char *qemu_savevm_description(const VMStateRegistry *reg, uint32_t *len)
     json_builder_begin_array(b);
     for (unsigned i = 0; i < vmstate_registry_count(reg); i++) {
         vmstate_describe_entry(b, vmstate_registry_entry(reg, i));
+    }
+    if (rs && ram_save_checksums(rs)) {
+        checksums_describe(b, ram_save_checksums(rs)->ndevices,
+                           save_checksum_regions(rs));
     }
     json_builder_end_array(b);
     json_builder_end_object(b);
@@ -208,25 +259,53 @@ char *qemu_savevm_description(const VMStateRegistry *reg, uint32_t *len)
     return g_string_free(s, false);
 }
 
-static bool save_end(QEMUFile *f, MachineState *ms, Error **errp)
+/* EOF and the JSON trailer, whose CRC goes into the checksums. */
+static void save_tail(QEMUFile *f, MachineState *ms, RAMSaveState *rs)
 {
     uint32_t len;
-    g_autofree char *json = qemu_savevm_description(machine_vmstate(ms),
+    g_autofree char *json = qemu_savevm_description(machine_vmstate(ms), rs,
                                                     &len);
 
+    if (ram_save_checksums(rs)) {
+        ram_save_checksums(rs)->description = crc32c(json, len);
+    }
     qemu_put_byte(f, QEMU_VM_EOF);
     qemu_put_byte(f, QEMU_VM_VMDESCRIPTION);
     qemu_put_be32(f, len);
     qemu_put_buffer(f, json, len);
+}
+
+bool qemu_savevm_tail_to_buffer(MachineState *ms, RAMSaveState *rs,
+                                GByteArray *tail, Error **errp)
+{
+    QEMUFile *f = qemu_file_new_output(mig_channel_new_buffer(tail));
+
+    save_tail(f, ms, rs);
+    return qemu_fclose(f, errp);
+}
+
+/* The checksums section, EOF and the trailer, flushed. */
+static bool save_end(QEMUFile *f, MachineState *ms, RAMSaveState *rs,
+                     Error **errp)
+{
+    g_autoptr(GByteArray) tail = g_byte_array_new();
+
+    /* The trailer's CRC is in the section before it: render it first. */
+    if (!qemu_savevm_tail_to_buffer(ms, rs, tail, errp)) {
+        return false;
+    }
+    qemu_savevm_put_checksums(f, ms, rs);
+    qemu_put_buffer(f, tail->data, tail->len);
     qemu_fflush(f);
     return !qemu_file_get_error_obj(f, errp);
 }
 
 bool qemu_savevm_state_finish(QEMUFile *f, MachineState *ms,
+                              RAMSaveState *rs,
                               const GByteArray *device_state, Error **errp)
 {
     qemu_put_buffer(f, device_state->data, device_state->len);
-    return save_end(f, ms, errp);
+    return save_end(f, ms, rs, errp);
 }
 
 bool qemu_savevm_state_complete(QEMUFile *f, MachineState *ms,
@@ -235,8 +314,8 @@ bool qemu_savevm_state_complete(QEMUFile *f, MachineState *ms,
     if (!qemu_savevm_ram_complete(f, rs, errp)) {
         return false;
     }
-    save_device_sections(f, ms);
-    return save_end(f, ms, errp);
+    save_device_sections(f, ms, ram_save_checksums(rs));
+    return save_end(f, ms, rs, errp);
 }
 
 /* ---- load ---- */
@@ -252,6 +331,10 @@ void stream_summary_clear(StreamSummary *sum)
 {
     g_free(sum->machine_type);
     g_free(sum->description);
+    if (sum->checksum_values) {
+        stream_checksums_clear(sum->checksum_values);
+        g_free(sum->checksum_values);
+    }
     g_array_free(sum->ram_blocks, true);
     g_array_free(sum->devices, true);
     memset(sum, 0, sizeof(*sum));
@@ -269,6 +352,11 @@ typedef struct LoadVMState {
     bool caps_seen;
     bool ram_open;                  /* START seen, END not yet */
     const MappedRamLoadOptions *mapped_ram_opts;
+
+    /* What the stream's bytes give, to compare with its checksums. */
+    uint32_t framing_crc;
+    GArray *device_crcs;            /* uint32_t, parallel to sum->devices */
+    StreamChecksums checksums;      /* the section, once read */
 } LoadVMState;
 
 static const char *section_type_name(uint8_t type)
@@ -408,6 +496,7 @@ static bool load_device_section(LoadVMState *s, const char *idstr,
                                 Error **errp)
 {
     const VMStateEntry *e = NULL;
+    uint32_t crc;
     StreamDeviceInfo info = { .instance_id = instance_id,
                               .version_id = version_id,
                               .section_id = id, .offset = at };
@@ -438,11 +527,102 @@ static bool load_device_section(LoadVMState *s, const char *idstr,
     if (!load_footer(s, idstr, id, errp)) {
         return false;
     }
+    crc = qemu_file_digest_take(s->f);
+    g_array_append_val(s->device_crcs, crc);
     s->device_loaded[index] = true;
     g_strlcpy(info.idstr, idstr, sizeof(info.idstr));
     info.size = qemu_file_transferred(s->f) - at;
     g_array_append_val(s->sum->devices, info);
     return true;
+}
+
+/*
+ * Everything the checksums cover has been read when they arrive (the
+ * section is the last before EOF), except the JSON trailer, checked in
+ * load_description(), and the pages of a lazy restore, checked as they
+ * are filled.  So a stream that does not match is refused here, before
+ * the guest could run on it.
+ */
+static bool load_checksums_compare(LoadVMState *s, Error **errp)
+{
+    StreamChecksums *sc = &s->checksums;
+
+    if (s->framing_crc != sc->framing) {
+        error_setg(errp, "the stream's framing (offsets 0 to the end of its "
+                   "RAM section: header, configuration, RAM block list and "
+                   "page headers, page contents aside) does not match its "
+                   "checksum: CRC32C 0x%08x, the checksums section at "
+                   "offset %" PRIu64 " says 0x%08x", s->framing_crc,
+                   sc->offset, sc->framing);
+        return false;
+    }
+    if (sc->ndevices != s->device_crcs->len) {
+        error_setg(errp, "the checksums section at offset %" PRIu64 " "
+                   "covers %u device sections, the stream has %u",
+                   sc->offset, sc->ndevices, s->device_crcs->len);
+        return false;
+    }
+    for (unsigned i = 0; i < sc->ndevices; i++) {
+        const StreamDeviceInfo *d = &g_array_index(s->sum->devices,
+                                                   StreamDeviceInfo, i);
+        uint32_t got = g_array_index(s->device_crcs, uint32_t, i);
+
+        if (got != sc->devices[i]) {
+            error_setg(errp, "device state of '%s' instance %u (section id "
+                       "%u, offsets %" PRIu64 " to %" PRIu64 ") does not "
+                       "match its checksum: CRC32C 0x%08x, the checksums "
+                       "section says 0x%08x", d->idstr, d->instance_id,
+                       d->section_id, d->offset, d->offset + d->size - 1,
+                       got, sc->devices[i]);
+            return false;
+        }
+    }
+    return ram_load_verify(s->rl, sc, errp);
+}
+
+static bool load_checksums(LoadVMState *s, uint8_t type, uint32_t id,
+                           uint32_t instance_id, uint32_t version_id,
+                           uint64_t at, Error **errp)
+{
+    uint64_t nregions = 0;
+
+    if (type != QEMU_VM_SECTION_FULL || instance_id != 0 ||
+        version_id != CHECKSUMS_SECTION_VERSION || !s->sum->ram_complete ||
+        s->sum->checksums) {
+        error_setg(errp, "section '%s' (id %u) at offset %" PRIu64 ": "
+                   "expected one FULL section of instance 0, version %u, "
+                   "after the RAM section; found %s, instance %u, version "
+                   "%u%s%s", CHECKSUMS_SECTION_IDSTR, id, at,
+                   CHECKSUMS_SECTION_VERSION, section_type_name(type),
+                   instance_id, version_id,
+                   s->sum->ram_complete ? "" : ", before the RAM section's "
+                   "end", s->sum->checksums ? ", a second time" : "");
+        return false;
+    }
+    for (unsigned i = 0; i < s->sum->ram_blocks->len; i++) {
+        nregions += checksums_block_regions(
+            g_array_index(s->sum->ram_blocks, StreamRAMBlockInfo,
+                          i).used_length);
+    }
+    s->checksums.offset = at;
+    if (!checksums_get_body(s->f, &s->checksums, nregions, errp) ||
+        !load_footer(s, CHECKSUMS_SECTION_IDSTR, id, errp)) {
+        return false;
+    }
+    /* A reader with layouts from the trailer has one for this section. */
+    if (s->devices) {
+        const VMStateEntry *e = vmstate_registry_find(
+            s->devices, CHECKSUMS_SECTION_IDSTR, 0);
+
+        if (e) {
+            s->device_loaded[e - vmstate_registry_entry(s->devices, 0)] =
+                true;
+        }
+    }
+    s->sum->checksums = true;
+    s->sum->checksums_offset = at;
+    s->sum->checksummed_regions = nregions;
+    return load_checksums_compare(s, errp);
 }
 
 static bool load_start_or_full(LoadVMState *s, uint8_t type, uint64_t at,
@@ -475,6 +655,10 @@ static bool load_start_or_full(LoadVMState *s, uint8_t type, uint64_t at,
     }
     g_hash_table_add(s->section_ids, GUINT_TO_POINTER(id));
 
+    if (!strcmp(idstr, CHECKSUMS_SECTION_IDSTR)) {
+        return load_checksums(s, type, id, instance_id, version_id, at,
+                              errp);
+    }
     if (strcmp(idstr, RAM_SECTION_IDSTR)) {
         if (type != QEMU_VM_SECTION_FULL) {
             error_setg(errp, "section '%s' (id %u) at offset %" PRIu64 " is "
@@ -523,11 +707,15 @@ static bool load_part_or_end(LoadVMState *s, uint8_t type, uint64_t at,
                       "): ", id, section_type_name(type), at);
         return false;
     }
+    if (!load_footer(s, RAM_SECTION_IDSTR, id, errp)) {
+        return false;
+    }
     if (type == QEMU_VM_SECTION_END) {
         s->ram_open = false;
         s->sum->ram_complete = true;
+        s->framing_crc = qemu_file_digest_take(s->f);
     }
-    return load_footer(s, RAM_SECTION_IDSTR, id, errp);
+    return true;
 }
 
 /* Every device this side expects, with the state it was described with. */
@@ -601,6 +789,15 @@ static bool load_description(LoadVMState *s, Error **errp)
             return false;
         }
     }
+    if (s->sum->checksums &&
+        crc32c(json->data, json->len) != s->checksums.description) {
+        error_setg(errp, "JSON description at offset %" PRIu64 " (%u bytes) "
+                   "does not match its checksum: CRC32C 0x%08x, the "
+                   "checksums section at offset %" PRIu64 " says 0x%08x",
+                   at, len, crc32c(json->data, json->len),
+                   s->checksums.offset, s->checksums.description);
+        return false;
+    }
     s->sum->description = g_strndup((const char *)json->data, json->len);
     if (!qemu_file_at_eof(s->f)) {
         if (!qemu_file_get_error_obj(s->f, errp)) {
@@ -620,6 +817,12 @@ static bool load_sections(LoadVMState *s, Error **errp)
         bool ok;
 
         if (qemu_file_get_error_obj(s->f, errp)) {
+            return false;
+        }
+        if (type != QEMU_VM_EOF && s->sum->checksums) {
+            error_setg(errp, "section type 0x%02x at offset %" PRIu64 " "
+                       "after the checksums section, which must be the last",
+                       type, at);
             return false;
         }
         if (type != QEMU_VM_CONFIGURATION && type != QEMU_VM_EOF &&
@@ -673,10 +876,12 @@ static bool loadvm_run(QEMUFile *f, MachineState *ms,
         .f = f, .ms = ms, .sum = sum, .mapped_ram_opts = mapped_ram_opts,
         .devices = ms ? machine_vmstate(ms) : (insp ? insp->devices : NULL),
         .section_ids = g_hash_table_new(NULL, NULL),
+        .device_crcs = g_array_new(false, false, sizeof(uint32_t)),
     };
     uint32_t magic, version;
     bool ok = false;
 
+    qemu_file_digest_start(f);
     s.rl = ram_load_new(ms, insp, sum);
     s.device_loaded = g_new0(bool, s.devices ?
                              vmstate_registry_count(s.devices) + 1 : 1);
@@ -695,9 +900,15 @@ static bool loadvm_run(QEMUFile *f, MachineState *ms,
         ok = true;
     }
     sum->stream_bytes = qemu_file_transferred(f);
+    if (ok && sum->checksums) {
+        sum->checksum_values = g_memdup2(&s.checksums, sizeof(s.checksums));
+        memset(&s.checksums, 0, sizeof(s.checksums));
+    }
     ram_load_free(s.rl);
     g_free(s.device_loaded);
     g_hash_table_destroy(s.section_ids);
+    g_array_free(s.device_crcs, true);
+    stream_checksums_clear(&s.checksums);
     return ok;
 }
 
@@ -715,6 +926,11 @@ bool qemu_loadvm_state_mapped_ram(QEMUFile *f, MachineState *ms,
 
     stream_summary_init(&sum);
     ok = loadvm_run(f, ms, NULL, &sum, opts, errp);
+    if (ok && !sum.checksums) {
+        warn_report("the stream carries no checksums (it was written "
+                    "before snapvm had them): its RAM and device state are "
+                    "loaded without being verified");
+    }
     stream_summary_clear(&sum);
     return ok;
 }

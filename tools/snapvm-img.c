@@ -16,7 +16,9 @@
 #include <sys/stat.h>
 #include "hw/boards.h"
 #include "qemu/bitmap.h"
+#include "qemu/crc32c.h"
 #include "migration/channel.h"
+#include "migration/checksums.h"
 #include "migration/mapped-ram.h"
 #include "migration/qemu-file.h"
 #include "migration/ram.h"
@@ -334,6 +336,7 @@ static int cmd_dump_ram(const char *path, const char *dir)
 #define SEC_EOF             0x00
 #define SEC_START           0x01
 #define SEC_END             0x03
+#define SEC_FULL            0x04
 #define SEC_SUBSECTION      0x05
 #define SEC_VMDESCRIPTION   0x06
 #define SEC_CONFIGURATION   0x07
@@ -348,7 +351,19 @@ typedef struct Out {
     uint64_t pos;               /* file offset of buf->data[0] */
     GByteArray *buf;
     int err;                    /* errno of the first failure */
+    /* As QEMUFile's digest: the bytes out_bytes() wrote since a take. */
+    bool digesting;
+    uint32_t digest;
+    uint32_t bitmaps_crc;       /* mapped-ram: the bitmaps written */
 } Out;
+
+static uint32_t out_digest_take(Out *o)
+{
+    uint32_t crc = o->digest;
+
+    o->digest = 0;
+    return crc;
+}
 
 static uint64_t out_tell(Out *o)
 {
@@ -378,10 +393,23 @@ static bool out_flush(Out *o)
 
 static void out_bytes(Out *o, const void *p, size_t n)
 {
+    if (o->digesting) {
+        o->digest = crc32c_extend(o->digest, p, n);
+    }
     g_byte_array_append(o->buf, p, n);
     if (o->buf->len >= 8 * MiB) {
         out_flush(o);
     }
+}
+
+/* A page's content: covered by its region's CRC, not the digest. */
+static void out_payload(Out *o, const void *p, size_t n)
+{
+    bool digesting = o->digesting;
+
+    o->digesting = false;
+    out_bytes(o, p, n);
+    o->digesting = digesting;
 }
 
 static void out_u8(Out *o, uint8_t v)
@@ -477,7 +505,7 @@ static bool convert_block_stream(Out *o, const StreamRAMBlockInfo *b, int fd,
             if (zero) {
                 out_u8(o, 0);
             } else {
-                out_bytes(o, page, TARGET_PAGE_SIZE);
+                out_payload(o, page, TARGET_PAGE_SIZE);
             }
         }
     }
@@ -538,6 +566,8 @@ static bool convert_block_mapped(Out *o, const StreamRAMBlockInfo *b, int fd,
     for (size_t w = 0; w < words; w++) {
         le[w] = GUINT64_TO_LE(present[w]);
     }
+    o->bitmaps_crc = crc32c_extend(o->bitmaps_crc, le,
+                                   words * sizeof(uint64_t));
     if (!pwrite_all(o->fd, le, words * sizeof(uint64_t), l.bitmap_offset)) {
         return false;
     }
@@ -696,10 +726,55 @@ static bool convert_write_ram_end(Out *o, const ConvertInput *ci,
 }
 
 /*
+ * The checksums section of the output.  RAM, the device sections and the
+ * trailer are what the input held (and the input's checksums, checked as
+ * it was read, vouch for them); only the framing and the mapped-ram
+ * bitmaps are new.  Nothing if the input had no checksums.
+ */
+static void convert_write_checksums(Out *o, const ConvertInput *ci,
+                                    uint32_t framing)
+{
+    const StreamChecksums *in = ci->in.sum.checksum_values;
+    uint32_t id = 0;
+
+    if (!in) {
+        return;
+    }
+    for (unsigned i = 0; i < ci->in.sum.devices->len; i++) {
+        id = MAX(id, g_array_index(ci->in.sum.devices, StreamDeviceInfo,
+                                   i).section_id);
+    }
+    id = MAX(id, convert_ram_section_id(&ci->in.sum)) + 1;
+    out_digest_take(o);
+    out_u8(o, SEC_FULL);
+    out_be32(o, id);
+    out_name(o, CHECKSUMS_SECTION_IDSTR);
+    out_be32(o, 0);
+    out_be32(o, CHECKSUMS_SECTION_VERSION);
+    out_be32(o, CHECKSUMS_ALGORITHM_CRC32C);
+    out_be32(o, CHECKSUMS_REGION_SIZE);
+    out_be32(o, framing);
+    out_be32(o, o->bitmaps_crc);       /* 0 unless the output is mapped */
+    out_be32(o, in->description);
+    out_be32(o, in->ndevices);
+    out_be32(o, in->nregions);
+    for (uint32_t i = 0; i < in->ndevices; i++) {
+        out_be32(o, in->devices[i]);
+    }
+    for (uint32_t i = 0; i < in->nregions; i++) {
+        out_be32(o, in->regions[i]);
+    }
+    out_be32(o, out_digest_take(o));
+    out_u8(o, SEC_FOOTER);
+    out_be32(o, id);
+}
+
+/*
  * Device sections as they are, in their order, then the JSON trailer.
  * False if the input could not be read.
  */
-static bool convert_write_devices(Out *o, const ConvertInput *ci)
+static bool convert_write_devices(Out *o, const ConvertInput *ci,
+                                  uint32_t framing)
 {
     const StreamSummary *sum = &ci->in.sum;
 
@@ -713,6 +788,7 @@ static bool convert_write_devices(Out *o, const ConvertInput *ci)
         }
         out_bytes(o, sec, dev->size);
     }
+    convert_write_checksums(o, ci, framing);
     out_u8(o, SEC_EOF);
     out_u8(o, SEC_VMDESCRIPTION);
     out_be32(o, strlen(sum->description));
@@ -774,6 +850,7 @@ static int cmd_convert(const char *in_path, const char *out_path,
     if (o.fd < 0) {
         goto io_error;
     }
+    o.digesting = ci.in.sum.checksum_values != NULL;
     convert_write_head(&o, &ci.in.sum, mapped);
     if (!convert_write_ram_start(&o, &ci, ram_id, mapped, chunk)) {
         goto io_error;
@@ -782,7 +859,7 @@ static int cmd_convert(const char *in_path, const char *out_path,
         what = "a temporary file";
         goto io_error;
     }
-    if (!convert_write_devices(&o, &ci)) {
+    if (!convert_write_devices(&o, &ci, out_digest_take(&o))) {
         what = in_path;
         goto io_error;
     }

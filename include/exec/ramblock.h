@@ -32,6 +32,12 @@ typedef struct RAMBlock {
      * set = still to be sent.  NULL otherwise.
      */
     unsigned long *bmap;
+    /*
+     * Owned by migration while a save runs, like bmap: the raw CRC32C of
+     * each page as saved (0: zero page), for the checksums section
+     * (include/migration/checksums.h).  NULL when checksums are off.
+     */
+    uint32_t *page_crc;
 
     /*
      * Set while a lazy restore of a mapped-ram file is filling the block

@@ -9,6 +9,7 @@
 #include "qemu/osdep.h"
 #include "qapi/error.h"
 #include "exec/ramblock.h"
+#include "migration/checksums.h"
 #include "migration/mapped-ram.h"
 
 /* One eager read: large enough to stream, small enough to share out. */
@@ -27,6 +28,13 @@ typedef struct MappedRamBlockLoad {
     MappedRamBlockLayout layout;
     unsigned long *bitmap;
     uint64_t pages;
+    /*
+     * The pages' CRCs as read, for the checksums section (eager restore
+     * and inspection; a lazy restore checks its own), and the bitmap's as
+     * it is in the file, extending that of the blocks before it.
+     */
+    PageCrcs *page_crcs;
+    uint32_t bitmaps_crc;
 } MappedRamBlockLoad;
 
 /*
@@ -42,7 +50,10 @@ bool mapped_ram_runs(MappedRamBlockLoad *bl, GArray *runs, unsigned max);
 /* Set @errp: @page is marked present but its place holds no data. */
 void mapped_ram_error_present(MappedRamBlockLoad *bl, uint64_t page,
                               Error **errp);
-/* Pages @first.. (@npages, read into @data) all hold data. */
+/*
+ * Pages @first.. (@npages, read into @data) all hold data; their CRCs go
+ * to @bl->page_crcs.
+ */
 bool mapped_ram_check_present(MappedRamBlockLoad *bl, const uint8_t *data,
                               uint64_t first, uint64_t npages, Error **errp);
 

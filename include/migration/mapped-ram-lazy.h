@@ -29,6 +29,15 @@ void mapped_ram_lazy_walk_start(MappedRamLazy *lz);
 void mapped_ram_lazy_walk_now(MappedRamLazy *lz);
 
 /*
+ * The stream's checksums section has been read: @regions are the
+ * block's region CRCs.  Regions filled so far (and those that hold no
+ * data) are compared now, an error naming the first that differs; every
+ * later fill is compared before it enters the block.
+ */
+bool mapped_ram_lazy_expect(MappedRamLazy *lz, const uint32_t *regions,
+                            uint64_t nregions, Error **errp);
+
+/*
  * Stop the fillers where they are (@quit) or wait until the block is
  * whole, then free everything.
  */

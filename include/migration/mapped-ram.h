@@ -32,6 +32,7 @@
 typedef struct QEMUFile QEMUFile;
 typedef struct MigChannel MigChannel;
 typedef struct RAMPageRun RAMPageRun;
+typedef struct PageCrcs PageCrcs;
 
 /* The capability's name, as it travels in the configuration section. */
 #define MAPPED_RAM_CAPABILITY_NAME      "mapped-ram"
@@ -114,8 +115,12 @@ bool mapped_ram_save_drain(MappedRamSaver *m, MappedRamCounts *counts,
 /* Create a saver and give it to @rs (ram_save_set_mapped_ram()). */
 bool mapped_ram_enable(RAMSaveState *rs, QEMUFile *f, unsigned writers,
                        bool direct_io, Error **errp);
-/* Drain, then write every block's bitmap at its place. */
-bool mapped_ram_save_finish(MappedRamSaver *m, Error **errp);
+/*
+ * Drain, then write every block's bitmap at its place; *@bitmaps_crc is
+ * the CRC32C of the bitmaps as written, in block order.
+ */
+bool mapped_ram_save_finish(MappedRamSaver *m, uint32_t *bitmaps_crc,
+                            Error **errp);
 void mapped_ram_saver_free(MappedRamSaver *m);
 
 /* ---- load ---- */
@@ -136,6 +141,7 @@ bool mapped_ram_load_block(QEMUFile *f, RAMBlock *rb,
                            const MappedRamLoadOptions *opts,
                            const StreamInspector *insp, unsigned index,
                            StreamRAMBlockInfo *info, StreamSummary *sum,
+                           PageCrcs *page_crcs, uint32_t *bitmaps_crc,
                            Error **errp);
 
 /*

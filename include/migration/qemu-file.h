@@ -77,6 +77,18 @@ typedef void (*QEMUFileWriteHook)(void *opaque, uint64_t bytes);
 void qemu_file_set_write_hook(QEMUFile *f, QEMUFileWriteHook hook,
                               void *opaque);
 
+/*
+ * The stream's checksum (docs/interop/snapshot-format.md, "Checksums"): a
+ * running CRC32C of the bytes put or got since qemu_file_digest_start(),
+ * page payloads aside.  A payload, put or got with the _payload functions,
+ * is covered by a checksum of its own (its region's), and leaving it out
+ * keeps each guest page to one CRC pass.  Save and load take the digest at
+ * the same places in the stream, so the values match when the bytes do.
+ */
+void qemu_file_digest_start(QEMUFile *f);
+/* The CRC32C of what went by since the last start or take; restarts it. */
+uint32_t qemu_file_digest_take(QEMUFile *f);
+
 /* ---- writing ---- */
 
 void qemu_put_byte(QEMUFile *f, uint8_t v);
@@ -87,6 +99,9 @@ void qemu_put_be64(QEMUFile *f, uint64_t v);
 void qemu_put_buffer(QEMUFile *f, const void *buf, size_t len);
 /* Queues @buf without copying; see above for how long it must stay valid. */
 void qemu_put_buffer_async(QEMUFile *f, const void *buf, size_t len);
+/* A page's bytes, left out of the digest; @in_place: as _async. */
+void qemu_put_payload(QEMUFile *f, const void *buf, size_t len,
+                      bool in_place);
 /* Write out everything buffered and queued.  Returns false on error. */
 bool qemu_fflush(QEMUFile *f);
 
@@ -102,6 +117,8 @@ uint32_t qemu_get_be32(QEMUFile *f);
 uint64_t qemu_get_be64(QEMUFile *f);
 /* Reads exactly @len bytes or records an error; returns bytes read. */
 size_t qemu_get_buffer(QEMUFile *f, void *buf, size_t len);
+/* qemu_get_buffer() of a page's bytes, left out of the digest. */
+size_t qemu_get_payload(QEMUFile *f, void *buf, size_t len);
 /*
  * True if the stream has no more bytes (a clean end).  Does not consume
  * anything; false on error too (check the error).

@@ -93,6 +93,17 @@ void ram_save_set_page_source(RAMSaveState *rs, const RAMPageSourceOps *ops,
 /* Write one run's pages (headers, zero markers, data); no flush. */
 void ram_save_put_run(QEMUFile *f, RAMSaveState *rs, const RAMPageRun *run);
 
+/* ---- checksums (include/migration/checksums.h) ---- */
+
+/*
+ * A save gathers checksums unless told not to (x-checksums off, or the
+ * fork method's parent, whose walk only counts).  NULL when off.
+ */
+typedef struct SaveChecksums SaveChecksums;
+void ram_save_disable_checksums(RAMSaveState *rs);
+SaveChecksums *ram_save_checksums(RAMSaveState *rs);
+RAMBlock *const *ram_save_blocks(RAMSaveState *rs, unsigned *nblocks);
+
 /* ---- mapped-ram hooks (migration/mapped-ram.c does the work) ---- */
 
 /* Pages go to @m (which @rs now owns) instead of the stream. */
@@ -122,5 +133,13 @@ bool ram_load_set_mapped_ram(RAMLoadState *rl, QEMUFile *f,
 /* One section's RAM data, up to and including its EOS. */
 bool ram_load_section(RAMLoadState *rl, QEMUFile *f, bool is_start,
                       Error **errp);
+/*
+ * The RAM as loaded against the checksums section: refused with the
+ * block and region that differ.  A lazily restored block is handed the
+ * expected values instead, and checks each chunk as it fills it.
+ */
+typedef struct StreamChecksums StreamChecksums;
+bool ram_load_verify(RAMLoadState *rl, const StreamChecksums *sc,
+                     Error **errp);
 
 #endif

@@ -79,22 +79,36 @@ void ram_save_note_dirty_sync(RAMSaveState *rs);
  * background snapshot, which saves device state at the start and appends
  * it at the end:
  *   qemu_savevm_device_state_to_buffer()  with the vCPUs paused: one FULL
- *                                         section per device into @buf
+ *                                         section per device into @buf,
+ *                                         their CRCs into @rs's checksums
  *   qemu_savevm_ram_complete()            RAM END with every page left
- *   qemu_savevm_state_finish()            @device_state, EOF, JSON; flush
+ *   qemu_savevm_state_finish()            @device_state, the checksums
+ *                                         section, EOF, JSON; flush
+ * The fork method's child cannot build JSON, so it has the finish in
+ * pieces: qemu_savevm_tail_to_buffer() (EOF and JSON, rendered by the
+ * parent before the fork), then, in the child, @device_state,
+ * qemu_savevm_put_checksums() and the tail.
  */
-bool qemu_savevm_device_state_to_buffer(MachineState *ms, GByteArray *buf,
-                                        Error **errp);
+bool qemu_savevm_device_state_to_buffer(MachineState *ms, RAMSaveState *rs,
+                                        GByteArray *buf, Error **errp);
 bool qemu_savevm_ram_complete(QEMUFile *f, RAMSaveState *rs, Error **errp);
 bool qemu_savevm_state_finish(QEMUFile *f, MachineState *ms,
+                              RAMSaveState *rs,
                               const GByteArray *device_state, Error **errp);
+bool qemu_savevm_tail_to_buffer(MachineState *ms, RAMSaveState *rs,
+                                GByteArray *tail, Error **errp);
+/* Nothing if @rs has checksums off.  Only puts: safe in a fork child. */
+void qemu_savevm_put_checksums(QEMUFile *f, MachineState *ms,
+                               RAMSaveState *rs);
 
 /*
  * The JSON description of @reg's devices that ends a stream (after
  * QEMU_VM_VMDESCRIPTION and its be32 length *@len), the layout that
- * vmstate_layout_from_json() reads back.  Caller frees.
+ * vmstate_layout_from_json() reads back, with the checksums section's
+ * entry if @rs (may be NULL) has checksums on.  Caller frees.
  */
-char *qemu_savevm_description(const VMStateRegistry *reg, uint32_t *len);
+char *qemu_savevm_description(const VMStateRegistry *reg, RAMSaveState *rs,
+                              uint32_t *len);
 
 /* ---- reading a stream without a machine (snapvm-img) ---- */
 
@@ -128,6 +142,10 @@ typedef struct StreamSummary {
     bool eof_seen;
     bool complete;              /* EOF, a valid trailer, nothing after */
     bool mapped_ram;            /* the mapped-ram layout */
+    bool checksums;             /* a checksums section, read and matched */
+    uint64_t checksums_offset;
+    uint64_t checksummed_regions;
+    struct StreamChecksums *checksum_values;    /* its values, if read */
     char *description;          /* the JSON trailer */
     uint64_t stream_bytes;      /* consumed */
 } StreamSummary;

@@ -8,6 +8,7 @@
 #include "hw/boards.h"
 #include "hw/machine-config.h"
 #include "migration/channel.h"
+#include "migration/checksums.h"
 #include "migration/qemu-file.h"
 #include "migration/ram.h"
 #include "migration/savevm.h"
@@ -217,12 +218,17 @@ enum {
     OFF_START_FOOTER = 74,
 };
 
-/* Flips may load (a page's content) but must never crash or hang. */
+/*
+ * Every flip is refused (structure by the parser; page contents, device
+ * fields and the trailer by the checksums), or changes nothing the guest
+ * would see: a page this pre-copy stream sends twice counts only in its
+ * last copy.  Never a crash, a hang or a guest on wrong memory.
+ */
 static void test_bit_flips(StreamFixture *fx, gconstpointer data)
 {
     g_autoptr(GByteArray) bad = g_byte_array_new();
     size_t len = fx->stream->len;
-    unsigned refused = 0, tried = 0;
+    unsigned refused = 0, tried = 0, harmless = 0;
 
     g_byte_array_append(bad, fx->stream->data, len);
     /* Every bit of the first 256 bytes, then one bit every ~4 KiB. */
@@ -235,16 +241,18 @@ static void test_bit_flips(StreamFixture *fx, gconstpointer data)
             if (!load_machine(fx->dst, bad->data, len, &err)) {
                 g_assert_nonnull(strstr(error_get_pretty(err), "offset"));
                 refused++;
-            } else if (off < OFF_START_FOOTER + 5) {
-                g_error("flipping bit %u of byte %zu loaded", bit, off);
+            } else {
+                /* A stale copy of page 0, 1 or 2: the guest is exact. */
+                assert_same_guest(fx->src, fx->dst);
+                harmless++;
             }
             tried++;
             bad->data[off] ^= 1u << bit;
         }
     }
-    /* Above: every flip up to the end of RAM START is caught. */
-    g_assert_cmpuint(refused, >=, (OFF_START_FOOTER + 5) * 8);
-    g_test_message("%u of %u flips refused", refused, tried);
+    g_assert_cmpuint(refused + harmless, ==, tried);
+    g_test_message("%u of %u flips refused, %u in a stale page copy",
+                   refused, tried, harmless);
 }
 
 
@@ -396,6 +404,201 @@ static void test_inspect(StreamFixture *fx, gconstpointer data)
     stream_summary_clear(&sum);
 }
 
+/* ---- checksums ---- */
+
+/* A clean read of @fx's stream without a machine: where things are. */
+static void inspect_stream(StreamFixture *fx, StreamSummary *sum)
+{
+    const uint8_t *json = memchr(fx->stream->data + fx->stream->len - 4096,
+                                 '{', 4096);
+    g_autoptr(VMStateLayout) layout =
+        vmstate_layout_from_json((const char *)json,
+                                 fx->stream->data + fx->stream->len - json,
+                                 &error_abort);
+    StreamInspector insp = { .devices = vmstate_layout_registry(layout) };
+    g_autoptr(GByteArray) copy = g_byte_array_new();
+    QEMUFile *f;
+
+    g_byte_array_append(copy, fx->stream->data, fx->stream->len);
+    f = qemu_file_new_input(mig_channel_new_buffer(copy));
+    stream_summary_init(sum);
+    g_assert_true(qemu_loadvm_inspect(f, &insp, sum, &error_abort));
+    qemu_file_abort(f);
+}
+
+/*
+ * The offset of the last page item for guest offset @addr of the one
+ * block, whose kind (RAM_SAVE_FLAG_PAGE or _ZERO) is @kind; *@content is
+ * where its 4 KiB (or fill byte) start.
+ */
+static size_t find_page_item(StreamFixture *fx, uint64_t addr,
+                             unsigned kind, size_t *content)
+{
+    size_t found = 0;
+
+    for (size_t off = OFF_START_FOOTER + 5; off + 8 < fx->stream->len;
+         off++) {
+        uint64_t v;
+
+        memcpy(&v, fx->stream->data + off, sizeof(v));
+        v = GUINT64_FROM_BE(v);
+
+        if ((v & TARGET_PAGE_MASK) == addr &&
+            (v & ~TARGET_PAGE_MASK & ~RAM_SAVE_FLAG_CONTINUE) == kind) {
+            found = off;
+            *content = off + 8 + (v & RAM_SAVE_FLAG_CONTINUE ? 0 : 1 + 6);
+        }
+    }
+    g_assert_cmpuint(found, !=, 0);
+    return found;
+}
+
+static void expect_message(StreamFixture *fx, const GByteArray *bad,
+                           const char *needle)
+{
+    g_autoptr(Error) err = NULL;
+
+    g_assert_false(load_machine(fx->dst, bad->data, bad->len, &err));
+    if (!strstr(error_get_pretty(err), needle)) {
+        g_error("message '%s' lacks '%s'", error_get_pretty(err), needle);
+    }
+}
+
+/* A bit of page 700 (in the second 2 MiB region) flipped: that region. */
+static void test_checksum_ram_page(StreamFixture *fx, gconstpointer data)
+{
+    g_autoptr(GByteArray) bad = g_byte_array_new();
+    uint64_t addr = 700 * TARGET_PAGE_SIZE;
+    size_t content;
+
+    find_page_item(fx, addr, RAM_SAVE_FLAG_PAGE, &content);
+    g_byte_array_append(bad, fx->stream->data, fx->stream->len);
+    bad->data[content + 1234] ^= 0x10;
+    expect_message(fx, bad, "RAM block 'pc.ram', bytes 0x200000 to 0x3fffff "
+                   "(2 MiB region 1)");
+}
+
+/*
+ * Zero page 1 sent as page 2 (also zero): the guest's memory is the same,
+ * the stream is not what was written.
+ */
+static void test_checksum_framing(StreamFixture *fx, gconstpointer data)
+{
+    g_autoptr(GByteArray) bad = g_byte_array_new();
+    size_t content, item = find_page_item(fx, 1 * TARGET_PAGE_SIZE,
+                                          RAM_SAVE_FLAG_ZERO, &content);
+
+    g_byte_array_append(bad, fx->stream->data, fx->stream->len);
+    bad->data[item + 6] ^= 0x30;    /* 0x1000 -> 0x2000 */
+    expect_message(fx, bad, "the stream's framing");
+}
+
+/* A zero-page marker turned into a page: refused where it went wrong. */
+static void test_checksum_zero_marker(StreamFixture *fx, gconstpointer data)
+{
+    g_autoptr(GByteArray) bad = g_byte_array_new();
+    size_t content, item = find_page_item(fx, 5 * TARGET_PAGE_SIZE,
+                                          RAM_SAVE_FLAG_ZERO, &content);
+
+    g_byte_array_append(bad, fx->stream->data, fx->stream->len);
+    bad->data[item + 7] ^= RAM_SAVE_FLAG_ZERO | RAM_SAVE_FLAG_PAGE;
+    expect_refusal(fx, bad->data, bad->len, NULL);
+}
+
+/* A field of vCPU 1's state: that device section, with its offsets. */
+static void test_checksum_device(StreamFixture *fx, gconstpointer data)
+{
+    g_autoptr(GByteArray) bad = g_byte_array_new();
+    g_autofree char *needle = NULL;
+    const StreamDeviceInfo *cpu1 = NULL;
+    StreamSummary sum;
+
+    inspect_stream(fx, &sum);
+    for (unsigned i = 0; i < sum.devices->len; i++) {
+        const StreamDeviceInfo *d = &g_array_index(sum.devices,
+                                                   StreamDeviceInfo, i);
+        if (!strcmp(d->idstr, "cpu") && d->instance_id == 1) {
+            cpu1 = d;
+        }
+    }
+    g_assert_nonnull(cpu1);
+    g_assert_true(sum.checksums);
+    needle = g_strdup_printf("device state of 'cpu' instance 1 (section id "
+                             "%u, offsets %" PRIu64 " to %" PRIu64 ")",
+                             cpu1->section_id, cpu1->offset,
+                             cpu1->offset + cpu1->size - 1);
+    g_byte_array_append(bad, fx->stream->data, fx->stream->len);
+    /* The header is 1 + 4 + 1 + 3 ("cpu") + 4 + 4 bytes; then rax. */
+    bad->data[cpu1->offset + 17 + 7] ^= 0x04;
+    expect_message(fx, bad, needle);
+    stream_summary_clear(&sum);
+}
+
+/* A field name in the trailer: still JSON, still a layout, not ours. */
+static void test_checksum_trailer(StreamFixture *fx, gconstpointer data)
+{
+    g_autoptr(GByteArray) bad = g_byte_array_new();
+    const uint8_t *json = memchr(fx->stream->data + fx->stream->len - 4096,
+                                 '{', 4096);
+    size_t json_off = json - fx->stream->data;
+    const char *rax = g_strstr_len((const char *)json,
+                                   fx->stream->data + fx->stream->len - json,
+                                   "\"rax\"");
+    g_autofree char *needle = g_strdup_printf("JSON description at offset "
+                                              "%zu", json_off - 5);
+
+    g_assert_nonnull(rax);
+    g_byte_array_append(bad, fx->stream->data, fx->stream->len);
+    bad->data[(const uint8_t *)rax - fx->stream->data + 2] = 'b';
+    expect_message(fx, bad, needle);
+    expect_message(fx, bad, "does not match its checksum");
+}
+
+/* The section's own bytes: its CRC catches a change to a value in it. */
+static void test_checksum_section(StreamFixture *fx, gconstpointer data)
+{
+    g_autoptr(GByteArray) bad = g_byte_array_new();
+    g_autofree char *needle = NULL;
+    StreamSummary sum;
+
+    inspect_stream(fx, &sum);
+    needle = g_strdup_printf("checksums section at offset %" PRIu64 " is "
+                             "damaged", sum.checksums_offset);
+    g_byte_array_append(bad, fx->stream->data, fx->stream->len);
+    /* Its header: 1 + 4 + 1 + 16 + 4 + 4 bytes; framing_crc is 8 on. */
+    bad->data[sum.checksums_offset + 30 + 8 + 3] ^= 1;
+    expect_message(fx, bad, needle);
+    stream_summary_clear(&sum);
+}
+
+/* A stream from before checksums (or x-checksums off) still loads. */
+static void test_checksum_absent(void)
+{
+    MachineState *src = test_machine(true);
+    MachineState *dst = test_machine(true);
+    g_autoptr(GByteArray) buf = g_byte_array_new();
+    QEMUFile *f = qemu_file_new_output(mig_channel_new_buffer(buf));
+    RAMSaveState *rs = ram_save_new(src);
+    bool done = false;
+
+    fill_guest(src, 7);
+    ram_save_disable_checksums(rs);
+    g_assert_true(qemu_savevm_state_begin(f, src, rs, &error_abort));
+    while (!done) {
+        g_assert_true(qemu_savevm_state_iterate(f, rs, UINT64_MAX, &done,
+                                                &error_abort));
+    }
+    g_assert_true(qemu_savevm_state_complete(f, src, rs, &error_abort));
+    ram_save_free(rs);
+    g_assert_true(qemu_fclose(f, &error_abort));
+    g_assert_null(g_strstr_len((const char *)buf->data, buf->len,
+                               CHECKSUMS_SECTION_IDSTR));
+    g_assert_true(load_machine(dst, buf->data, buf->len, &error_abort));
+    assert_same_guest(src, dst);
+    machine_free(src);
+    machine_free(dst);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -412,5 +615,16 @@ int main(int argc, char **argv)
     ADD("/stream/refused/bad-trailer", test_trailer);
     ADD("/stream/refused/bad-pages", test_bad_pages);
     ADD("/stream/inspect-without-machine", test_inspect);
+    ADD("/stream/checksums/ram-page-names-its-region",
+        test_checksum_ram_page);
+    ADD("/stream/checksums/framing", test_checksum_framing);
+    ADD("/stream/checksums/zero-marker-made-a-page",
+        test_checksum_zero_marker);
+    ADD("/stream/checksums/device-field-names-its-section",
+        test_checksum_device);
+    ADD("/stream/checksums/trailer", test_checksum_trailer);
+    ADD("/stream/checksums/own-section-damaged", test_checksum_section);
+    g_test_add_func("/stream/checksums/absent-still-loads",
+                    test_checksum_absent);
     return g_test_run();
 }

@@ -147,7 +147,7 @@ static void test_layout_from_description(void)
 
     vmstate_register(reg, 7, &vmstate_testdev, &src);
     /* The description snapvm writes into every stream. */
-    json = qemu_savevm_description(reg, &len);
+    json = qemu_savevm_description(reg, NULL, &len);
     g_assert_nonnull(strstr(json, "\"name\":\"testdev\",\"instance_id\":7,"
                             "\"vmsd_name\":\"testdev\",\"version\":3"));
     g_assert_nonnull(strstr(json, "{\"name\":\"b\",\"type\":\"uint16\","
