@@ -4,7 +4,9 @@
  * mode, with device layouts taken from the file's own JSON trailer.
  *
  *   snapvm-img info FILE        what the file holds and whether it is whole
- *   snapvm-img check FILE       exit 0 only if it is whole and well formed
+ *   snapvm-img check FILE       exit 0 only if it is whole and well formed,
+ *                               and matches its checksums if it has them
+ *   snapvm-img verify FILE      the same, and it must have checksums
  *   snapvm-img dump-ram FILE DIR   one file per RAMBlock, named by idstr
  *   snapvm-img convert IN OUT [--to mapped-ram|stream]
  *                               the same snapshot in the other layout
@@ -134,6 +136,17 @@ static void inspection_clear(Inspection *in)
     error_free(in->err);
 }
 
+/* How the checksums came out, for info, check and verify. */
+static const char *checksums_verdict(const Inspection *in)
+{
+    if (in->sum.checksums) {
+        return "verified";
+    }
+    return in->ok ? "none (written before snapvm had them): RAM and "
+                    "device state not verified"
+                  : "not verified";
+}
+
 static int cmd_info(const char *path)
 {
     Inspection in = { 0 };
@@ -188,6 +201,7 @@ static int cmd_info(const char *path)
     printf("stream bytes read: %" PRIu64 "\n", in.sum.stream_bytes);
     printf("complete: %s\n", in.ok ? "yes (EOF and description present)"
                                    : "no");
+    printf("checksums: %s\n", checksums_verdict(&in));
     if (!in.ok) {
         printf("error: %s\n", error_get_pretty(in.err));
     }
@@ -195,14 +209,30 @@ static int cmd_info(const char *path)
     return in.ok ? 0 : 1;
 }
 
-static int cmd_check(const char *path)
+/*
+ * Reads every byte (every page of either layout), so every checksum is
+ * compared.  @need_checksums: a file without them fails too.
+ */
+static int cmd_check(const char *path, bool need_checksums)
 {
     Inspection in = { 0 };
     int ret = 0;
 
-    if (inspect(path, &in, NULL, NULL)) {
-        printf("%s: OK, %" PRIu64 " bytes, complete\n", path,
-               in.sum.stream_bytes);
+    if (inspect(path, &in, NULL, NULL) &&
+        (in.sum.checksums || !need_checksums)) {
+        printf("%s: OK, %" PRIu64 " bytes, complete; checksums: %s", path,
+               in.sum.stream_bytes, checksums_verdict(&in));
+        if (in.sum.checksums) {
+            printf(" (%" PRIu64 " RAM regions, %u device sections, the "
+                   "framing and the trailer)", in.sum.checksummed_regions,
+                   in.sum.devices->len);
+        }
+        printf("\n");
+    } else if (in.ok) {
+        fprintf(stderr, "%s: complete, but it has no checksums (written "
+                "before snapvm had them): its contents cannot be "
+                "verified\n", path);
+        ret = 1;
     } else {
         fprintf(stderr, "%s: %s\n", path, error_get_pretty(in.err));
         ret = 1;
@@ -895,6 +925,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: snapvm-img info FILE\n"
             "       snapvm-img check FILE\n"
+            "       snapvm-img verify FILE\n"
             "       snapvm-img dump-ram FILE DIR\n"
             "       snapvm-img convert IN OUT [--to mapped-ram|stream]\n");
 }
@@ -905,7 +936,10 @@ int main(int argc, char **argv)
         return cmd_info(argv[2]);
     }
     if (argc == 3 && !strcmp(argv[1], "check")) {
-        return cmd_check(argv[2]);
+        return cmd_check(argv[2], false);
+    }
+    if (argc == 3 && !strcmp(argv[1], "verify")) {
+        return cmd_check(argv[2], true);
     }
     if (argc == 4 && !strcmp(argv[1], "dump-ram")) {
         return cmd_dump_ram(argv[2], argv[3]);
