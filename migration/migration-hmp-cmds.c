@@ -138,7 +138,8 @@ static void hmp_migrate_set_parameter(Monitor *mon, int argc, char **argv,
                !strcmp(argv[1], "x-mapped-ram-restore") ||
                !strcmp(argv[1], "x-background-snapshot-method")) {
         json_object_set_string_member(args, argv[1], argv[2]);
-    } else if (!strcmp(argv[1], "direct-io")) {
+    } else if (!strcmp(argv[1], "direct-io") ||
+               !strcmp(argv[1], "x-checksums")) {
         if (strcmp(argv[2], "on") && strcmp(argv[2], "off")) {
             monitor_printf(mon, "Error: expected on or off, not '%s'\n",
                            argv[2]);
@@ -263,6 +264,7 @@ static void hmp_info_migrate_parameters(Monitor *mon, int argc, char **argv,
     monitor_printf(mon, "multifd-channels: %" PRIu64 "\n",
                    p->multifd_channels);
     monitor_printf(mon, "direct-io: %s\n", p->direct_io ? "on" : "off");
+    monitor_printf(mon, "x-checksums: %s\n", p->x_checksums ? "on" : "off");
     monitor_printf(mon, "x-mapped-ram-restore: %s\n",
                    mapped_ram_restore_mode_name(p->x_mapped_ram_restore));
 }

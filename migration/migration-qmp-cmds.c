@@ -254,6 +254,10 @@ bool migration_set_parameters_json(MigrationState *s, JsonObject *args,
                     errp)) {
         return false;
     }
+    if (json_object_has_member(args, "x-checksums")) {
+        params.x_checksums = json_object_get_boolean_member(args,
+                                                            "x-checksums");
+    }
     if (json_object_has_member(args, "direct-io")) {
         params.direct_io = json_object_get_boolean_member(args, "direct-io");
     }
@@ -322,6 +326,7 @@ JsonObject *migration_parameters_to_json(MigrationState *s)
                                       p->x_background_snapshot_method));
     json_object_set_int_member(obj, "multifd-channels", p->multifd_channels);
     json_object_set_boolean_member(obj, "direct-io", p->direct_io);
+    json_object_set_boolean_member(obj, "x-checksums", p->x_checksums);
     json_object_set_string_member(obj, "x-mapped-ram-restore",
                                   mapped_ram_restore_mode_name(
                                       p->x_mapped_ram_restore));
@@ -442,7 +447,7 @@ void migration_register_qmp_commands(MigrationState *s)
         QMP_ARGS_END
     };
     static const QmpArgSpec params_args[] = {
-        /* In qapi/migration.json's order (checked at start-up). */
+        /* In qapi/migration.json's order (checked at build time). */
         { "max-bandwidth", QMP_ARG_INT, true },
         { "downtime-limit", QMP_ARG_INT, true },
         { "x-dirty-tracking", QMP_ARG_STR, true },
@@ -451,6 +456,7 @@ void migration_register_qmp_commands(MigrationState *s)
         { "direct-io", QMP_ARG_BOOL, true },
         { "x-mapped-ram-restore", QMP_ARG_STR, true },
         { "x-background-snapshot-method", QMP_ARG_STR, true },
+        { "x-checksums", QMP_ARG_BOOL, true },
         QMP_ARGS_END
     };
     static const QmpArgSpec fdname_args[] = {

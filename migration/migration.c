@@ -10,6 +10,7 @@
 #include "migration/dirty-tracking.h"
 #include "migration/mapped-ram.h"
 #include "migration/qemu-file.h"
+#include "migration/ram.h"
 #include "hw/boards.h"
 #include "monitor/monitor.h"
 #include <signal.h>
@@ -432,6 +433,10 @@ static bool migration_run(MigrationState *s, QEMUFile **pf, RateLimit *rl,
     DirtyTracker *dt = NULL;
     bool live = runstate_is_running(ms);
     bool ok = false;
+
+    if (!s->options.params.x_checksums) {
+        ram_save_disable_checksums(rs);
+    }
 
     g_mutex_lock(&s->lock);
     s->rs = rs;

@@ -44,6 +44,7 @@ void migration_options_init(MigrationOptions *opts)
         BACKGROUND_SNAPSHOT_DEFAULT_BUFFER;
     opts->params.multifd_channels = MAPPED_RAM_DEFAULT_CHANNELS;
     opts->params.x_mapped_ram_restore = MAPPED_RAM_RESTORE_EAGER;
+    opts->params.x_checksums = true;
 }
 
 const char *migration_capability_name(MigrationCapability cap)

@@ -53,6 +53,7 @@ typedef struct MigrationParameters {
     /* mapped-ram: writer threads (and eager reader threads when loading) */
     uint64_t multifd_channels;
     bool direct_io;                 /* mapped-ram pages written O_DIRECT */
+    bool x_checksums;               /* the snapshot's checksums section */
     MappedRamRestoreMode x_mapped_ram_restore;
     BackgroundSnapshotMethod x_background_snapshot_method;
 } MigrationParameters;

@@ -1042,6 +1042,16 @@ static void test_checksums(void)
     g_clear_pointer(&out, g_free);
     g_assert_cmpint(img(&out, "check '%s'", bad), ==, 1);
     g_assert_nonnull(strstr(out, "the mapped-ram bitmaps do not match"));
+    g_clear_pointer(&out, g_free);
+
+    /* x-checksums off: a file as before checksums, which verify fails. */
+    set_params(src, "\"x-checksums\": false");
+    json_object_unref(save_to(src, bad));
+    g_assert_cmpint(img(&out, "check '%s'", bad), ==, 0);
+    g_assert_nonnull(strstr(out, "checksums: none"));
+    g_clear_pointer(&out, g_free);
+    g_assert_cmpint(img(&out, "verify '%s'", bad), ==, 1);
+    g_assert_nonnull(strstr(out, "has no checksums"));
     qtest_quit(src);
 }
 
