@@ -7,6 +7,7 @@
 #include "qemu/atomic.h"
 #include "qemu/bitmap.h"
 #include "qemu/crc32c.h"
+#include "qemu/cutils.h"
 #include "migration/channel.h"
 #include "migration/checksums.h"
 #include "migration/mapped-ram-eager.h"
@@ -258,21 +259,11 @@ static void lazy_fill(LazyFiller *f, uint64_t c)
         size_t n = (end - start) << TARGET_PAGE_BITS;
         off_t off = lz->pages_offset + (start << TARGET_PAGE_BITS);
 
-        while (n) {
-            ssize_t r = pread(lz->fd, p, n, off);
-            if (r < 0 && errno == EINTR) {
-                continue;
-            }
-            if (r <= 0) {
-                Error *err = NULL;
+        if (!qemu_pread_all(lz->fd, p, n, off)) {
+            Error *err = NULL;
 
-                error_setg_errno(&err, r < 0 ? errno : EIO,
-                                 "cannot read the snapshot file");
-                lazy_fatal(lz, err);
-            }
-            p += r;
-            n -= r;
-            off += r;
+            error_setg_errno(&err, errno, "cannot read the snapshot file");
+            lazy_fatal(lz, err);
         }
         memset(f->buf + ((end - first) << TARGET_PAGE_BITS), 0,
                (next - end) << TARGET_PAGE_BITS);

@@ -52,3 +52,49 @@ int qapi_enum_parse(const QEnumLookup *lookup, const char *name,
     }
     return -1;
 }
+
+bool qemu_pread_all(int fd, void *buf, size_t len, uint64_t offset)
+{
+    uint8_t *p = buf;
+
+    while (len) {
+        ssize_t n = pread(fd, p, len, offset);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            if (!n) {
+                errno = EIO;
+            }
+            return false;
+        }
+        p += n;
+        len -= n;
+        offset += n;
+    }
+    return true;
+}
+
+bool qemu_pwrite_all(int fd, const void *buf, size_t len, uint64_t offset)
+{
+    const uint8_t *p = buf;
+
+    while (len) {
+        ssize_t n = pwrite(fd, p, len, offset);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            if (!n) {
+                errno = EIO;
+            }
+            return false;
+        }
+        p += n;
+        len -= n;
+        offset += n;
+    }
+    return true;
+}

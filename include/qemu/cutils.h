@@ -36,6 +36,14 @@ const char *qapi_enum_lookup(const QEnumLookup *lookup, int val);
 int qapi_enum_parse(const QEnumLookup *lookup, const char *name,
                     const char *param, Error **errp);
 
+/*
+ * pread()/pwrite() until all @len bytes at @offset are done, retrying
+ * EINTR and short transfers.  False with errno set (EIO for an end of
+ * file before @len bytes) on failure.
+ */
+bool qemu_pread_all(int fd, void *buf, size_t len, uint64_t offset);
+bool qemu_pwrite_all(int fd, const void *buf, size_t len, uint64_t offset);
+
 static inline int64_t now_ns(void)
 {
     struct timespec ts;
