@@ -6,8 +6,14 @@
 Each file is a whole stream written by snapvm itself (an idle guest, whose
 RAM is mostly zero, keeps them at a few KiB): a background snapshot, a
 stop-and-copy of a paused guest, two vCPUs, and two RAMBlocks of
-different backends.  The checked-in copies are in tests/fuzz/corpus/loadvm;
-run this again when the stream format changes.
+different backends.  Each is written twice: NAME.snap without the
+"snapvm-checksums" section (x-checksums off: a file from before the
+checksums, which must still load) and NAME-checksums.snap with it (the
+default since commit 1b089a7), so that the fuzzers reach the checksum
+code.  Both are the stream layout: the fuzzers load from a buffer, and a
+mapped-ram file is only read from a file (qemu_loadvm_state refuses it).
+The checked-in copies are in tests/fuzz/corpus/loadvm; run this again
+when the stream format changes.
 """
 
 import os
@@ -35,10 +41,14 @@ def main():
     build, out = sys.argv[1], sys.argv[2]
     os.makedirs(out, exist_ok=True)
     guest = os.path.join(build, "tests", "guest", "idle.elf")
-    for name, extra, background, pause in CASES:
-        path = os.path.abspath(os.path.join(out, name + ".snap"))
+    for (name, extra, background, pause), checksums in (
+            (case, checksums) for case in CASES for checksums in (False, True)):
+        suffix = "-checksums" if checksums else ""
+        path = os.path.abspath(os.path.join(out, name + suffix + ".snap"))
         with SnapVM(os.path.join(build, "snapvm"),
                     ["-kernel", guest] + extra) as vm:
+            vm.qmp.command("migrate-set-parameters", **{
+                "x-checksums": checksums})
             if background:
                 vm.qmp.command("migrate-set-capabilities", capabilities=[
                     {"capability": "background-snapshot", "state": True}])
