@@ -1044,6 +1044,42 @@ static void test_checksums(void)
     g_assert_nonnull(strstr(out, "the mapped-ram bitmaps do not match"));
     g_clear_pointer(&out, g_free);
 
+    /* A field of vCPU 0, and a field's name in the trailer. */
+    g_assert_cmpint(img(&out, "info '%s'", good), ==, 0);
+    {
+        const char *cpu = strstr(out, "  cpu ");
+        const char *at = cpu ? strstr(cpu, "bytes at offset ") : NULL;
+        uint64_t cpu_at;
+        g_autofree char *file = NULL;
+        gsize len;
+        const char *json, *rax;
+
+        g_assert_nonnull(at);
+        cpu_at = g_ascii_strtoull(at + strlen("bytes at offset "), NULL, 10);
+        g_clear_pointer(&out, g_free);
+        copy_file(good, bad);
+        /* Past the 17-byte header: the first register. */
+        byte = read_byte(bad, cpu_at + 17 + 7) ^ 0x01;
+        patch_file(bad, cpu_at + 17 + 7, &byte, 1);
+        g_assert_cmpint(img(&out, "check '%s'", bad), ==, 1);
+        g_assert_nonnull(strstr(out, "device state of 'cpu' instance 0"));
+        g_clear_pointer(&out, g_free);
+
+        g_assert_true(g_file_get_contents(good, &file, &len, NULL));
+        /* The trailer is the file's last bytes, after the last NUL. */
+        json = memmem(file + len - MIN(len, 64 * 1024), MIN(len, 64 * 1024),
+                      "{\"page_size\"", 12);
+        g_assert_nonnull(json);
+        rax = strstr(json, "\"rax\"");
+        g_assert_nonnull(rax);
+        copy_file(good, bad);
+        patch_file(bad, rax - file + 2, "b", 1);
+        g_assert_cmpint(img(&out, "check '%s'", bad), ==, 1);
+        g_assert_nonnull(strstr(out, "JSON description at offset"));
+        g_assert_nonnull(strstr(out, "does not match its checksum"));
+        g_clear_pointer(&out, g_free);
+    }
+
     /* x-checksums off: a file as before checksums, which verify fails. */
     set_params(src, "\"x-checksums\": false");
     json_object_unref(save_to(src, bad));
