@@ -53,12 +53,13 @@ int qapi_enum_parse(const QEnumLookup *lookup, const char *name,
     return -1;
 }
 
-bool qemu_pread_all(int fd, void *buf, size_t len, uint64_t offset)
+/* The loop of qemu_pread_all() and qemu_pwrite_all(). */
+static bool pio_all(int fd, uint8_t *p, size_t len, uint64_t offset,
+                    bool write)
 {
-    uint8_t *p = buf;
-
     while (len) {
-        ssize_t n = pread(fd, p, len, offset);
+        ssize_t n = write ? pwrite(fd, p, len, offset)
+                          : pread(fd, p, len, offset);
 
         if (n < 0 && errno == EINTR) {
             continue;
@@ -76,25 +77,13 @@ bool qemu_pread_all(int fd, void *buf, size_t len, uint64_t offset)
     return true;
 }
 
+bool qemu_pread_all(int fd, void *buf, size_t len, uint64_t offset)
+{
+    return pio_all(fd, buf, len, offset, false);
+}
+
 bool qemu_pwrite_all(int fd, const void *buf, size_t len, uint64_t offset)
 {
-    const uint8_t *p = buf;
-
-    while (len) {
-        ssize_t n = pwrite(fd, p, len, offset);
-
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            if (!n) {
-                errno = EIO;
-            }
-            return false;
-        }
-        p += n;
-        len -= n;
-        offset += n;
-    }
-    return true;
+    /* pio_all() only reads through @p when writing. */
+    return pio_all(fd, (uint8_t *)buf, len, offset, true);
 }
