@@ -87,7 +87,8 @@ run_fuzz() {
     fi
     mkdir -p "$dir/fuzz-artifacts"
     # TARGET:CORPUS, as in tests/fuzz/meson.build
-    for target in loadvm:loadvm loadvm-machine:loadvm qmp:qmp; do
+    for target in loadvm:loadvm loadvm-machine:loadvm qmp:qmp \
+                  checksums:checksums; do
         corpus=${target#*:}
         target=${target%%:*}
         work=$(mktemp -d)

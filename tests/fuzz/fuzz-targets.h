@@ -8,6 +8,7 @@
 #ifndef FUZZ_TARGETS_H
 #define FUZZ_TARGETS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +18,13 @@ int fuzz_loadvm_one(const uint8_t *data, size_t size);
 int fuzz_loadvm_machine_one(const uint8_t *data, size_t size);
 /* How many of fuzz-loadvm-machine's machines took the whole stream. */
 unsigned fuzz_loadvm_machine_count(const uint8_t *data, size_t size);
+/*
+ * Edits (4 bytes each) to a checksummed stream of a small machine: the
+ * result is refused with a message or loads the guest that was saved.
+ */
+int fuzz_checksums_one(const uint8_t *data, size_t size);
+/* Whether the edited stream loaded (into the same guest, or it aborts). */
+bool fuzz_checksums_loaded(const uint8_t *data, size_t size);
 /* Bytes a QMP client sends: JSON streamer, parser and dispatcher. */
 int fuzz_qmp_one(const uint8_t *data, size_t size);
 

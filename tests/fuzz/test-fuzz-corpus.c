@@ -21,6 +21,7 @@ static const FuzzTarget targets[] = {
     { "loadvm", "loadvm", fuzz_loadvm_one },
     { "loadvm-machine", "loadvm", fuzz_loadvm_machine_one },
     { "qmp", "qmp", fuzz_qmp_one },
+    { "checksums", "checksums", fuzz_checksums_one },
 };
 
 static unsigned replay_dir(const FuzzTarget *t, const char *dir)
@@ -135,6 +136,20 @@ static void test_seeds_load_into_a_machine(void)
     g_assert_cmpuint(seeds, >, 0);
 }
 
+/*
+ * fuzz-checksums' oracle accepts any refusal, so it would pass if its
+ * stream never loaded at all: the stream without edits must load, and
+ * with a bit of a RAM page flipped must not.
+ */
+static void test_checksums_unedited_loads(void)
+{
+    /* XOR 0x01 at offset 0x10000, inside the RAM pages of block m0. */
+    static const uint8_t flip[] = { 0x01, 0x00, 0x00, 0x01 };
+
+    g_assert_true(fuzz_checksums_loaded(NULL, 0));
+    g_assert_false(fuzz_checksums_loaded(flip, sizeof(flip)));
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -142,6 +157,8 @@ int main(int argc, char **argv)
                     test_layout_total_bounded);
     g_test_add_func("/fuzz-corpus/loadvm-machine/seeds-load",
                     test_seeds_load_into_a_machine);
+    g_test_add_func("/fuzz-corpus/checksums/unedited-loads",
+                    test_checksums_unedited_loads);
     for (unsigned i = 0; i < G_N_ELEMENTS(targets); i++) {
         g_autofree char *path = g_strdup_printf("/fuzz-corpus/%s",
                                                 targets[i].name);
