@@ -10,6 +10,7 @@
 #include "qemu/fault-inject.h"
 #include "qemu/bitmap.h"
 #include "qemu/pagemap-scan.h"
+#include "qemu/test-switches.h"
 #include "migration/ram-populated.h"
 
 #define PAGEMAP_PRESENT (UINT64_C(1) << 63)
@@ -106,7 +107,7 @@ bool ram_populated_read(RamPopulatedReader *r, RAMBlock *rb,
 
 bool ram_populated_scan_supported(RamPopulatedReader *r)
 {
-    if (g_getenv("SNAPVM_TEST_NO_PAGEMAP_SCAN")) {
+    if (test_switch_no_pagemap_scan()) {
         return false;
     }
     /* An empty range: the kernel checks the arguments and walks nothing. */

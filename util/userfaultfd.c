@@ -3,6 +3,7 @@
  */
 #include "qemu/osdep.h"
 #include "qemu/fault-inject.h"
+#include "qemu/test-switches.h"
 #include "qemu/tsan.h"
 #include "qemu/userfaultfd.h"
 #include <sys/ioctl.h>
@@ -15,13 +16,6 @@
  */
 static char uffd_tsan_tokens[256];
 #define uffd_tsan_token(uffd) (&uffd_tsan_tokens[(unsigned)(uffd) % 256])
-
-static uint64_t uffd_hidden_features(void)
-{
-    const char *mask = g_getenv("SNAPVM_TEST_UFFD_HIDE_FEATURES");
-
-    return mask ? g_ascii_strtoull(mask, NULL, 0) : 0;
-}
 
 /*
  * The syscall is refused to unprivileged users when
@@ -77,7 +71,7 @@ static uint64_t uffd_query(bool user_mode_only_ok, Error **errp)
         return 0;
     }
     close(fd);
-    return api.features & ~uffd_hidden_features();
+    return api.features & ~test_switch_uffd_hidden_features();
 }
 
 uint64_t uffd_query_features(Error **errp)
@@ -92,7 +86,7 @@ uint64_t uffd_query_async_wp_features(Error **errp)
 
 int uffd_open(uint64_t features, Error **errp)
 {
-    uint64_t missing = features & uffd_hidden_features();
+    uint64_t missing = features & test_switch_uffd_hidden_features();
     if (missing) {
         error_setg(errp, "userfaultfd lacks features 0x%" PRIx64
                    " (hidden for testing)", missing);

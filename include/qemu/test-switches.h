@@ -5,6 +5,12 @@
  * lists them.  None changes what a snapshot holds: each one hides
  * something the host offers or turns a background activity off, so that
  * a test can see the fallback or the effect of one access.
+ *
+ * Each is read when asked, which product code does once per set-up (a
+ * tracker, a restore, a capability check), never on a per-page path.
+ * Nothing is cached: unit tests set and unset a switch between the cases
+ * of one process.  (SNAPVM_FAULT_INJECT is not a switch of this kind: it
+ * arms include/qemu/fault-inject.h, read there before main().)
  */
 #ifndef QEMU_TEST_SWITCHES_H
 #define QEMU_TEST_SWITCHES_H
@@ -19,5 +25,20 @@
  * (mapped_ram_lazy_finish()) still walks.
  */
 bool test_switch_mapped_ram_no_walk(void);
+
+/*
+ * SNAPVM_TEST_UFFD_HIDE_FEATURES (a number, 0x... allowed): userfaultfd
+ * features masked out of what util/userfaultfd.c reports and opens, so
+ * that a test proves a missing feature is refused cleanly or its
+ * fallback taken (0 when unset).
+ */
+uint64_t test_switch_uffd_hidden_features(void);
+
+/*
+ * SNAPVM_TEST_NO_PAGEMAP_SCAN (set): the PAGEMAP_SCAN ioctl counts as
+ * missing (migration/ram-populated.c), so that the write tracker's other
+ * ways of knowing unpopulated pages run on a kernel that has it.
+ */
+bool test_switch_no_pagemap_scan(void);
 
 #endif

@@ -38,9 +38,10 @@ struct uffdio_move {
 
 /*
  * The features this kernel offers (UFFDIO_API with no feature requested),
- * or 0 if userfaultfd cannot be opened at all.  The environment variable
- * SNAPVM_TEST_UFFD_HIDE_FEATURES (a number) masks features out: tests use
- * it to prove that a missing feature is refused cleanly.
+ * or 0 if userfaultfd cannot be opened at all.  The test switch
+ * SNAPVM_TEST_UFFD_HIDE_FEATURES (qemu/test-switches.h) masks features
+ * out, here and in uffd_open(): tests use it to prove that a missing
+ * feature is refused cleanly.
  */
 uint64_t uffd_query_features(Error **errp);
 
