@@ -42,6 +42,11 @@ static WPBlock *wp_block_of(WPTracker *t, RAMBlock *rb)
             return &t->blocks[i];
         }
     }
+    /*
+     * Every run and queue entry names a block the tracker was made with:
+     * anything else is a bug in the tracker, not a state a failed or
+     * cancelled snapshot can reach.
+     */
     g_assert_not_reached();
 }
 

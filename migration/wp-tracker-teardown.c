@@ -38,6 +38,16 @@ void wp_tracker_free(WPTracker *t)
     }
     if (t->fault_thread) {
         uint64_t one = 1;
+        /*
+         * The write cannot fail: 8 bytes to a blocking eventfd written
+         * once, far from its 2^64 - 2 limit.  If it did, ending the
+         * process is the one safe way out, not failing the migration:
+         * the thread would never see the stop, so joining it would hang
+         * the caller for ever, and freeing @t under it would be a
+         * use-after-free in a thread that still reads the userfaultfd.
+         * The guest is not frozen either way: every protection is
+         * already lifted above.
+         */
         if (write(t->stop_fd, &one, sizeof(one)) != sizeof(one)) {
             error_report("cannot stop the write-fault thread: %s",
                          g_strerror(errno));
