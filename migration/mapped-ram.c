@@ -28,20 +28,13 @@ static const char *const restore_mode_names[MAPPED_RAM_RESTORE__MAX] = {
     [MAPPED_RAM_RESTORE_LAZY] = "lazy",
 };
 
+const QEnumLookup MappedRamRestoreMode_lookup = {
+    "MappedRamRestoreMode", restore_mode_names, MAPPED_RAM_RESTORE__MAX,
+};
+
 const char *mapped_ram_restore_mode_name(MappedRamRestoreMode mode)
 {
-    g_assert(mode < MAPPED_RAM_RESTORE__MAX);
-    return restore_mode_names[mode];
-}
-
-int mapped_ram_restore_mode_from_name(const char *name)
-{
-    for (int i = 0; i < MAPPED_RAM_RESTORE__MAX; i++) {
-        if (!strcmp(restore_mode_names[i], name)) {
-            return i;
-        }
-    }
-    return -1;
+    return qapi_enum_lookup(&MappedRamRestoreMode_lookup, mode);
 }
 
 void mapped_ram_block_layout(uint64_t header_offset, uint64_t used_length,

@@ -262,10 +262,9 @@ bool migration_set_parameters_json(MigrationState *s, JsonObject *args,
         params.direct_io = json_object_get_boolean_member(args, "direct-io");
     }
     if (restore) {
-        int m = mapped_ram_restore_mode_from_name(restore);
+        int m = qapi_enum_parse(&MappedRamRestoreMode_lookup, restore,
+                                "x-mapped-ram-restore", errp);
         if (m < 0) {
-            error_setg(errp, "Parameter 'x-mapped-ram-restore' expects "
-                       "'eager' or 'lazy'");
             return false;
         }
         params.x_mapped_ram_restore = m;

@@ -27,11 +27,7 @@ bool snapvm_check_schema(Error **errp)
         &MigrationCapability_lookup, &MigrationStatus_lookup,
         &DirtyTrackingMethod_lookup, &BackgroundSnapshotMethod_lookup,
         &RunState_lookup, &ShutdownCause_lookup,
-    };
-    /* mapped-ram.c keeps its own table; its names are held to it too. */
-    const char *restore_names[MAPPED_RAM_RESTORE__MAX];
-    const QEnumLookup restore = {
-        "MappedRamRestoreMode", restore_names, MAPPED_RAM_RESTORE__MAX,
+        &MappedRamRestoreMode_lookup,
     };
 
     if (!qmp_commands_check_schema(errp)) {
@@ -42,8 +38,5 @@ bool snapvm_check_schema(Error **errp)
             return false;
         }
     }
-    for (int i = 0; i < MAPPED_RAM_RESTORE__MAX; i++) {
-        restore_names[i] = mapped_ram_restore_mode_name(i);
-    }
-    return qmp_schema_check_enum(&restore, errp);
+    return true;
 }

@@ -26,6 +26,7 @@
 
 #include "qemu/osdep.h"
 #include "qapi/error.h"
+#include "qemu/cutils.h"
 #include "exec/ramblock.h"
 #include "migration/savevm.h"
 
@@ -55,8 +56,8 @@ typedef enum MappedRamRestoreMode {
     MAPPED_RAM_RESTORE__MAX
 } MappedRamRestoreMode;
 
+extern const QEnumLookup MappedRamRestoreMode_lookup;
 const char *mapped_ram_restore_mode_name(MappedRamRestoreMode mode);
-int mapped_ram_restore_mode_from_name(const char *name);
 
 /* Where one block's pieces lie, given where its header starts. */
 typedef struct MappedRamBlockLayout {
