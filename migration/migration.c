@@ -443,10 +443,10 @@ static bool migration_run(MigrationState *s, QEMUFile **pf, RateLimit *rl,
     s->stats.ram_total = machine_ram_size(ms);
     g_mutex_unlock(&s->lock);
 
-    if (!mapped_ram_materialize(ms, errp) ||
-        (s->options.caps[MIGRATION_CAPABILITY_MAPPED_RAM] &&
-         !mapped_ram_enable(rs, f, s->options.params.multifd_channels,
-                            s->options.params.direct_io, errp))) {
+    mapped_ram_lazy_finish(ms);
+    if (s->options.caps[MIGRATION_CAPABILITY_MAPPED_RAM] &&
+        !mapped_ram_enable(rs, f, s->options.params.multifd_channels,
+                           s->options.params.direct_io, errp)) {
         goto out;
     }
 

@@ -116,10 +116,11 @@ bool migration_caps_check(MachineState *ms, const bool *caps, Error **errp)
      * filling (it is registered with another userfaultfd): wait until
      * it is whole.
      */
-    if (caps[MIGRATION_CAPABILITY_BACKGROUND_SNAPSHOT] &&
-        (!mapped_ram_materialize(ms, errp) ||
-         !background_snapshot_check(ms, errp))) {
-        return false;
+    if (caps[MIGRATION_CAPABILITY_BACKGROUND_SNAPSHOT]) {
+        mapped_ram_lazy_finish(ms);
+        if (!background_snapshot_check(ms, errp)) {
+            return false;
+        }
     }
     return true;
 }

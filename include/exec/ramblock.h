@@ -42,7 +42,7 @@ typedef struct RAMBlock {
     /*
      * Set while a lazy restore of a mapped-ram file is filling the block
      * on first touch (migration/mapped-ram-load.c), until
-     * mapped_ram_materialize() has waited for it to be whole.
+     * mapped_ram_lazy_finish() has waited for it to be whole.
      */
     void *mapped_ram_lazy;
 } RAMBlock;

@@ -158,18 +158,6 @@ bool mapped_ram_load_block(QEMUFile *f, RAMBlock *rb,
 void mapped_ram_lazy_finish(MachineState *ms);
 
 /*
- * The old name, with an @errp it never sets and a result that is always
- * true: kept only until its two callers (migration_caps_check() in
- * migration/options.c and the outgoing migration in migration/migration.c)
- * call mapped_ram_lazy_finish(); then it goes.
- */
-static inline bool mapped_ram_materialize(MachineState *ms, Error **errp)
-{
-    mapped_ram_lazy_finish(ms);
-    return true;
-}
-
-/*
  * The load is over: the lazy restore fillers, which so far served only
  * faults, also fill the rest of their blocks in the background (so that
  * they do not compete with the rest of the load for the CPUs).
