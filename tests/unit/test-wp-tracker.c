@@ -152,7 +152,34 @@ static unsigned block_index(Fixture *f, RAMBlock *rb)
     g_assert_not_reached();
 }
 
-/* Drain the tracker like the RAM save thread; optionally slowly. */
+/* Pages of @rb's [@first, +@npages) write-protected now (pagemap). */
+static uint64_t protected_range(RAMBlock *rb, uint64_t first,
+                                uint64_t npages)
+{
+    int fd = open("/proc/self/pagemap", O_RDONLY);
+    uint64_t count = 0;
+    g_autofree uint64_t *entries = g_new(uint64_t, npages);
+    off_t off = ((uintptr_t)rb->host / TARGET_PAGE_SIZE + first) *
+                sizeof(uint64_t);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(pread(fd, entries, npages * 8, off), ==, npages * 8);
+    close(fd);
+    for (uint64_t i = 0; i < npages; i++) {
+        count += !!(entries[i] & PAGEMAP_UFFD_WP);
+    }
+    return count;
+}
+
+static uint64_t protected_pages(RAMBlock *rb)
+{
+    return protected_range(rb, 0, ramblock_pages(rb));
+}
+
+/*
+ * Drain the tracker like the RAM save thread; optionally slowly.  Once a
+ * run is done its pages are the guest's again: none stays protected.
+ */
 static void save_all(Fixture *f, WPTracker *t, unsigned delay_us)
 {
     WPRun *run = g_new0(WPRun, 1);
@@ -176,6 +203,8 @@ static void save_all(Fixture *f, WPTracker *t, unsigned delay_us)
         }
         g_assert_true(wp_tracker_done(t, run, &err));
         g_assert_null(err);
+        g_assert_cmpuint(protected_range(run->rb, run->first_page,
+                                         run->npages), ==, 0);
     }
     g_assert_null(err);
     g_assert_cmpint(ret, ==, 0);
@@ -196,21 +225,6 @@ static bool writers_pass(Fixture *f, uint64_t count)
     return qatomic_read(&f->writes) > count;
 }
 
-static uint64_t protected_pages(RAMBlock *rb)
-{
-    int fd = open("/proc/self/pagemap", O_RDONLY);
-    uint64_t npages = ramblock_pages(rb), count = 0;
-    g_autofree uint64_t *entries = g_new(uint64_t, npages);
-    off_t off = (uintptr_t)rb->host / TARGET_PAGE_SIZE * sizeof(uint64_t);
-
-    g_assert_cmpint(fd, >=, 0);
-    g_assert_cmpint(pread(fd, entries, npages * 8, off), ==, npages * 8);
-    close(fd);
-    for (uint64_t i = 0; i < npages; i++) {
-        count += !!(entries[i] & PAGEMAP_UFFD_WP);
-    }
-    return count;
-}
 
 static void run_snapshot_expect(uint64_t size0, uint64_t size1,
                                 uint64_t buffer, unsigned delay_us,
