@@ -35,8 +35,16 @@ struct QEMUFile {
     QEMUFileWriteHook write_hook;
     void *write_hook_opaque;
 
-    bool digesting;             /* see qemu_file_digest_start() */
+    /*
+     * See qemu_file_digest_start().  The bytes of buf from digest_from to
+     * buf_index have been put (or handed out) but not yet digested: they
+     * are, in one CRC call, before buf is flushed, refilled or seeked,
+     * before a payload, and at a take.  One call per few bytes put would
+     * cost more than the CRC itself.
+     */
+    bool digesting;
     uint32_t digest;
+    size_t digest_from;
 };
 
 static QEMUFile *qemu_file_new(MigChannel *ch, bool writable)
@@ -133,6 +141,40 @@ static void qemu_file_advance(QEMUFile *f, size_t n)
     qatomic_set(&f->pos, f->pos + n);
 }
 
+static void qemu_file_digest(QEMUFile *f, const void *buf, size_t len)
+{
+    if (f->digesting && len) {
+        f->digest = crc32c_extend(f->digest, buf, len);
+    }
+}
+
+/* Digest what of buf went by since the last time. */
+static void qemu_file_digest_pending(QEMUFile *f)
+{
+    if (f->buf_index > f->digest_from) {
+        qemu_file_digest(f, f->buf + f->digest_from,
+                         f->buf_index - f->digest_from);
+    }
+    f->digest_from = f->buf_index;
+}
+
+void qemu_file_digest_start(QEMUFile *f)
+{
+    f->digesting = true;
+    f->digest = 0;
+    f->digest_from = f->buf_index;
+}
+
+uint32_t qemu_file_digest_take(QEMUFile *f)
+{
+    uint32_t crc;
+
+    qemu_file_digest_pending(f);
+    crc = f->digest;
+    f->digest = 0;
+    return crc;
+}
+
 void qemu_file_set_write_hook(QEMUFile *f, QEMUFileWriteHook hook,
                               void *opaque)
 {
@@ -162,32 +204,13 @@ bool qemu_file_seek(QEMUFile *f, uint64_t offset, Error **errp)
         qemu_file_set_error(f, err);
         return false;
     }
+    qemu_file_digest_pending(f);
     f->buf_index = 0;
     f->buf_len = 0;
+    f->digest_from = 0;
     f->eof = false;
     qatomic_set(&f->pos, offset);
     return true;
-}
-
-void qemu_file_digest_start(QEMUFile *f)
-{
-    f->digesting = true;
-    f->digest = 0;
-}
-
-uint32_t qemu_file_digest_take(QEMUFile *f)
-{
-    uint32_t crc = f->digest;
-
-    f->digest = 0;
-    return crc;
-}
-
-static inline void qemu_file_digest(QEMUFile *f, const void *buf, size_t len)
-{
-    if (f->digesting && len) {
-        f->digest = crc32c_extend(f->digest, buf, len);
-    }
 }
 
 /* ---- writing ---- */
@@ -213,8 +236,10 @@ bool qemu_fflush(QEMUFile *f)
             f->write_hook(f->write_hook_opaque, bytes);
         }
     }
+    qemu_file_digest_pending(f);
     f->iovcnt = 0;
     f->buf_index = 0;
+    f->digest_from = 0;
     return !f->err;
 }
 
@@ -240,7 +265,6 @@ void qemu_put_buffer(QEMUFile *f, const void *buf, size_t len)
     const uint8_t *p = buf;
 
     g_assert(f->writable);
-    qemu_file_digest(f, buf, len);
     while (len && !f->err) {
         size_t room = QEMU_FILE_BUF_SIZE - f->buf_index;
         size_t n = MIN(room, len);
@@ -276,9 +300,11 @@ void qemu_put_payload(QEMUFile *f, const void *buf, size_t len,
         qemu_put_buffer_async(f, buf, len);
         return;
     }
+    qemu_file_digest_pending(f);
     f->digesting = false;
     qemu_put_buffer(f, buf, len);
     f->digesting = digesting;
+    f->digest_from = f->buf_index;
 }
 
 void qemu_put_byte(QEMUFile *f, uint8_t v)
@@ -316,9 +342,11 @@ static bool qemu_file_fill(QEMUFile *f)
         return false;
     }
     if (f->buf_index) {
+        qemu_file_digest_pending(f);
         memmove(f->buf, f->buf + f->buf_index, f->buf_len - f->buf_index);
         f->buf_len -= f->buf_index;
         f->buf_index = 0;
+        f->digest_from = 0;
     }
     n = mig_channel_read(f->ch, f->buf + f->buf_len,
                          QEMU_FILE_BUF_SIZE - f->buf_len, &err);
@@ -376,6 +404,9 @@ size_t qemu_get_buffer(QEMUFile *f, void *buf, size_t len)
                 qemu_file_set_truncated(f);
                 break;
             }
+            /* Not in buf: digested here, after what buf held. */
+            qemu_file_digest_pending(f);
+            qemu_file_digest(f, p + done, n);
             qemu_file_advance(f, n);
             done += n;
             continue;
@@ -387,7 +418,6 @@ size_t qemu_get_buffer(QEMUFile *f, void *buf, size_t len)
             break;
         }
     }
-    qemu_file_digest(f, p, done);
     if (done < len) {
         memset(p + done, 0, len - done);
     }
@@ -399,9 +429,11 @@ size_t qemu_get_payload(QEMUFile *f, void *buf, size_t len)
     bool digesting = f->digesting;
     size_t done;
 
+    qemu_file_digest_pending(f);
     f->digesting = false;
     done = qemu_get_buffer(f, buf, len);
     f->digesting = digesting;
+    f->digest_from = f->buf_index;
     return done;
 }
 
@@ -412,7 +444,6 @@ uint8_t qemu_get_byte(QEMUFile *f)
     if (f->buf_index < f->buf_len && !f->err) {
         v = f->buf[f->buf_index++];
         qemu_file_advance(f, 1);
-        qemu_file_digest(f, &v, 1);
         return v;
     }
     qemu_get_buffer(f, &v, 1);

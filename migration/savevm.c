@@ -56,7 +56,9 @@ static void save_config_capabilities(QEMUFile *f)
 bool qemu_savevm_state_begin(QEMUFile *f, MachineState *ms,
                              RAMSaveState *rs, Error **errp)
 {
-    qemu_file_digest_start(f);
+    if (ram_save_checksums(rs)) {
+        qemu_file_digest_start(f);
+    }
     qemu_put_be32(f, QEMU_VM_FILE_MAGIC);
     qemu_put_be32(f, QEMU_VM_FILE_VERSION);
 
