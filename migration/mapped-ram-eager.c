@@ -43,6 +43,35 @@ typedef struct EagerReader {
     Error *err;
 } EagerReader;
 
+/*
+ * Read present pages [@first, @end) into the block and check them, a
+ * piece at a time: the check (and the page CRCs) then finds each piece
+ * still in the cache, where after a whole 8 MiB slice it would read it
+ * from memory again (100 against 55 ms per GiB, bench/checksums-cost).
+ */
+#define MAPPED_RAM_CHECK_PAGES  (1 * MiB / TARGET_PAGE_SIZE)
+
+static bool mapped_ram_read_present(MappedRamBlockLoad *bl, uint64_t first,
+                                    uint64_t end, Error **errp)
+{
+    for (uint64_t p = first; p < end; p += MAPPED_RAM_CHECK_PAGES) {
+        uint64_t n = MIN(MAPPED_RAM_CHECK_PAGES, end - p);
+        uint64_t off = p << TARGET_PAGE_BITS;
+
+        if (!mig_channel_pread_all(bl->ch, bl->rb->host + off,
+                                   n << TARGET_PAGE_BITS,
+                                   bl->layout.pages_offset + off, errp)) {
+            error_prepend(errp, "mapped-ram pages of block '%s': ",
+                          bl->idstr);
+            return false;
+        }
+        if (!mapped_ram_check_present(bl, bl->rb->host + off, p, n, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool mapped_ram_read_slice(MappedRamBlockLoad *bl, unsigned slice,
                                   Error **errp)
 {
@@ -60,14 +89,7 @@ static bool mapped_ram_read_slice(MappedRamBlockLoad *bl, unsigned slice,
 
         if (!present) {
             mapped_ram_zero_range(bl->rb, off, len);
-        } else if (!mig_channel_pread_all(bl->ch, bl->rb->host + off, len,
-                                          bl->layout.pages_offset + off,
-                                          errp)) {
-            error_prepend(errp, "mapped-ram pages of block '%s': ",
-                          bl->idstr);
-            return false;
-        } else if (!mapped_ram_check_present(bl, bl->rb->host + off, start,
-                                             end - start, errp)) {
+        } else if (!mapped_ram_read_present(bl, start, end, errp)) {
             return false;
         }
         start = end;

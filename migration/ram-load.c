@@ -247,17 +247,37 @@ static bool ram_load_page(RAMLoadState *rl, QEMUFile *f, unsigned index,
     return true;
 }
 
+/* The page item before the current one, for the errors below. */
+typedef struct RAMItemAt {
+    uint64_t at, addr;
+    bool zero, set;
+} RAMItemAt;
+
+/*
+ * When an item makes no sense, the damage is often in the one before (a
+ * ZERO marker turned PAGE takes 4 KiB of what follows as its content):
+ * errors name it too.  Formatted only then, not for every page.
+ */
+static const char *ram_item_before(const RAMItemAt *prev, char *buf,
+                                   size_t size)
+{
+    if (!prev->set) {
+        return "";
+    }
+    snprintf(buf, size, "; the item before it, at offset %" PRIu64 ", is "
+             "a %s item for 0x%" PRIx64, prev->at,
+             prev->zero ? "ZERO (fill byte)" : "PAGE (4096 bytes)",
+             prev->addr);
+    return buf;
+}
+
 bool ram_load_section(RAMLoadState *rl, QEMUFile *f, bool is_start,
                       Error **errp)
 {
     int last_block = -1;        /* CONTINUE refers to this section only */
     bool first = true;
-    /*
-     * The page item before this one: when an item makes no sense, the
-     * damage is often in the one before (a ZERO marker turned PAGE takes
-     * 4 KiB of what follows as its content), so errors name it too.
-     */
-    g_autofree char *prev = g_strdup("");
+    RAMItemAt prev = { 0 };
+    char buf[160];
 
     for (;;) {
         uint64_t at = qemu_file_transferred(f);
@@ -271,7 +291,8 @@ bool ram_load_section(RAMLoadState *rl, QEMUFile *f, bool is_start,
         }
         if (flags & ~RAM_SAVE_FLAGS_KNOWN) {
             error_setg(errp, "unknown RAM flags 0x%x at offset %" PRIu64 "%s",
-                       flags & ~RAM_SAVE_FLAGS_KNOWN, at, prev);
+                       flags & ~RAM_SAVE_FLAGS_KNOWN, at,
+                       ram_item_before(&prev, buf, sizeof(buf)));
             return false;
         }
         if (is_start && first && flags != RAM_SAVE_FLAG_MEM_SIZE) {
@@ -294,7 +315,8 @@ bool ram_load_section(RAMLoadState *rl, QEMUFile *f, bool is_start,
         first = false;
         if (kind != RAM_SAVE_FLAG_ZERO && kind != RAM_SAVE_FLAG_PAGE) {
             error_setg(errp, "invalid RAM item 0x%" PRIx64 " at offset %"
-                       PRIu64 "%s", v, at, prev);
+                       PRIu64 "%s", v, at,
+                       ram_item_before(&prev, buf, sizeof(buf)));
             return false;
         }
         if (!rl->started) {
@@ -333,12 +355,8 @@ bool ram_load_section(RAMLoadState *rl, QEMUFile *f, bool is_start,
                            kind == RAM_SAVE_FLAG_ZERO, at, errp)) {
             return false;
         }
-        g_free(prev);
-        prev = g_strdup_printf("; the item before it, at offset %" PRIu64
-                               ", is a %s item for 0x%" PRIx64, at,
-                               kind == RAM_SAVE_FLAG_ZERO ?
-                               "ZERO (fill byte)" : "PAGE (4096 bytes)",
-                               addr);
+        prev = (RAMItemAt) { .at = at, .addr = addr,
+                             .zero = kind == RAM_SAVE_FLAG_ZERO, .set = true };
     }
 }
 
