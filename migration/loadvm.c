@@ -626,9 +626,9 @@ bool qemu_loadvm_state_mapped_ram(QEMUFile *f, MachineState *ms,
     stream_summary_init(&sum);
     ok = loadvm_run(f, ms, NULL, &sum, opts, errp);
     if (ok && !sum.checksums) {
-        warn_report("the stream carries no checksums (it was written "
-                    "before snapvm had them): its RAM and device state are "
-                    "loaded without being verified");
+        warn_report("the stream carries no checksums (written before "
+                    "snapvm had them, or with x-checksums off): its RAM and "
+                    "device state are loaded without being verified");
     }
     stream_summary_clear(&sum);
     return ok;

@@ -136,8 +136,8 @@ static const char *checksums_verdict(const Inspection *in)
     if (in->sum.checksums) {
         return "verified";
     }
-    return in->ok ? "none (written before snapvm had them): RAM and "
-                    "device state not verified"
+    return in->ok ? "none (written before snapvm had them, or with "
+                    "x-checksums off): RAM and device state not verified"
                   : "not verified";
 }
 
@@ -224,8 +224,8 @@ static int cmd_check(const char *path, bool need_checksums)
         printf("\n");
     } else if (in.ok) {
         fprintf(stderr, "%s: complete, but it has no checksums (written "
-                "before snapvm had them): its contents cannot be "
-                "verified\n", path);
+                "before snapvm had them, or with x-checksums off): its "
+                "contents cannot be verified\n", path);
         ret = 1;
     } else {
         fprintf(stderr, "%s: %s\n", path, error_get_pretty(in.err));
