@@ -15,8 +15,6 @@
 #include "migration/ram-populated.h"
 #include "migration/vmstate.h"
 
-#define RAM_CRC_PENDING_MAX     512     /* 2 MiB */
-
 struct RAMSaveState {
     MachineState *ms;
     RAMBlock **blocks;
@@ -54,18 +52,6 @@ struct RAMSaveState {
      */
     bool checksums;
     SaveChecksums ck;
-    /*
-     * Pages queued in place whose CRC is still to take: taken right after
-     * the write that read them, so the CRC finds them in the cache; the
-     * zero check read only their first word, and a CRC before the write
-     * would be the page's first full read from memory (60-90 ms per GiB,
-     * bench/checksums-cost).  At most one writev's worth.
-     */
-    struct {
-        uint32_t *crc;
-        const uint8_t *page;
-    } crc_pending[RAM_CRC_PENDING_MAX];
-    unsigned ncrc_pending;
 };
 
 bool ram_page_is_zero(const void *page)
@@ -136,7 +122,6 @@ void ram_save_free(RAMSaveState *rs)
 
 void ram_save_disable_checksums(RAMSaveState *rs)
 {
-    rs->ncrc_pending = 0;
     for (unsigned i = 0; i < rs->nblocks; i++) {
         g_free(rs->blocks[i]->page_crc);
         rs->blocks[i]->page_crc = NULL;
@@ -207,15 +192,6 @@ void ram_save_set_page_source(RAMSaveState *rs, const RAMPageSourceOps *ops,
     rs->src_finished = false;
 }
 
-/* The CRCs of the pages queued in place, once they are written. */
-static void ram_save_take_crcs(RAMSaveState *rs)
-{
-    for (unsigned i = 0; i < rs->ncrc_pending; i++) {
-        *rs->crc_pending[i].crc = crc32c_page_raw(rs->crc_pending[i].page);
-    }
-    rs->ncrc_pending = 0;
-}
-
 static void ram_put_page_header(QEMUFile *f, RAMSaveState *rs, RAMBlock *rb,
                                 uint64_t page, uint64_t flags)
 {
@@ -252,21 +228,8 @@ static void ram_put_page(QEMUFile *f, RAMSaveState *rs, RAMBlock *rb,
         return;
     }
     ram_put_page_header(f, rs, rb, page, RAM_SAVE_FLAG_PAGE);
-    if (rb->page_crc && in_place) {
-        /*
-         * Safe to take later: the page stays as it is until the run is
-         * done (write-protected, or a pause), or the guest's write to it
-         * marks it dirty and it is sent, and its CRC taken, again.
-         */
-        if (rs->ncrc_pending == RAM_CRC_PENDING_MAX) {
-            qemu_fflush(f);
-            ram_save_take_crcs(rs);
-        }
-        rs->crc_pending[rs->ncrc_pending].crc = &rb->page_crc[page];
-        rs->crc_pending[rs->ncrc_pending].page = data;
-        rs->ncrc_pending++;
-    } else if (rb->page_crc) {
-        /* Its copy into the stream's buffer then finds it in the cache. */
+    /* While the page is in the cache from the zero check above. */
+    if (rb->page_crc) {
         rb->page_crc[page] = crc32c_page_raw(data);
     }
     qemu_put_payload(f, data, TARGET_PAGE_SIZE, in_place);
@@ -435,8 +398,6 @@ static bool ram_save_from_source(QEMUFile *f, RAMSaveState *rs,
             qemu_file_get_error_obj(f, errp);
             return false;
         }
-        /* Before done(), which may let the guest change the pages. */
-        ram_save_take_crcs(rs);
         if (!rs->src_ops->done(rs->src_opaque, &run, errp)) {
             return false;
         }
@@ -475,8 +436,6 @@ bool ram_save_iterate(QEMUFile *f, RAMSaveState *rs, uint64_t max_bytes,
         ok = false;
     }
     qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
-    /* Pages of the walk still in the buffer: their CRC now, not later. */
-    ram_save_take_crcs(rs);
     qatomic_add(&rs->stats.transferred, qemu_file_transferred(f) - start);
     qatomic_inc(&rs->stats.iterations);
     if (ok && qemu_file_get_error_obj(f, errp)) {
