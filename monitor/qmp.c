@@ -365,7 +365,7 @@ static JsonNode *qmp_greeting(void)
     json_object_set_object_member(qmp, "version", version);
     json_object_set_array_member(qmp, "capabilities", json_array_new());
     json_object_set_object_member(greeting, "QMP", qmp);
-    return json_node_init_object(json_node_alloc(), greeting);
+    return json_node_from_object(greeting);
 }
 
 void qmp_session_start(Monitor *mon)
