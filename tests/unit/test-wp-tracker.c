@@ -178,12 +178,14 @@ static uint64_t protected_pages(RAMBlock *rb)
 
 /*
  * Drain the tracker like the RAM save thread; optionally slowly.  Once a
- * run is done its pages are the guest's again: none stays protected.
+ * run of guest RAM is done its pages are the guest's again: none stays
+ * protected.
  */
 static void save_all(Fixture *f, WPTracker *t, unsigned delay_us)
 {
     WPRun *run = g_new0(WPRun, 1);
     Error *err = NULL;
+    bool in_guest_ram;
     int ret;
 
     while ((ret = wp_tracker_next(t, run, &err)) == 1) {
@@ -201,10 +203,18 @@ static void save_all(Fixture *f, WPTracker *t, unsigned delay_us)
         if (delay_us) {
             g_usleep(delay_us);
         }
+        in_guest_ram = run->in_guest_ram;
         g_assert_true(wp_tracker_done(t, run, &err));
         g_assert_null(err);
-        g_assert_cmpuint(protected_range(run->rb, run->first_page,
-                                         run->npages), ==, 0);
+        /*
+         * A run of copies is the fault thread's, which lifts the region's
+         * protection on its own time (TSan's pace showed it can be after
+         * the done); a run of guest RAM is lifted by the done itself.
+         */
+        if (in_guest_ram) {
+            g_assert_cmpuint(protected_range(run->rb, run->first_page,
+                                             run->npages), ==, 0);
+        }
     }
     g_assert_null(err);
     g_assert_cmpint(ret, ==, 0);
