@@ -318,10 +318,14 @@ static bool load_checksums(LoadVMState *s, uint8_t type, uint32_t id,
                 true;
         }
     }
-    s->sum->checksums = true;
     s->sum->checksums_offset = at;
     s->sum->checksummed_regions = nregions;
-    return load_checksums_compare(s, errp);
+    if (!load_checksums_compare(s, errp)) {
+        return false;
+    }
+    /* Only now: snapvm-img info says "verified" on this flag. */
+    s->sum->checksums = true;
+    return true;
 }
 
 static bool load_start_or_full(LoadVMState *s, uint8_t type, uint64_t at,
